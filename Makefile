@@ -1,0 +1,33 @@
+# The README's commands. `make test` installs everything it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= quick
+OUT ?= runs/demo
+# Offline, the shared RetinaMNIST file; with internet, DATA=retinamnist downloads through medmnist.
+DATA ?= $(if $(wildcard ../shared/data/retinamnist.npz),../shared/data/retinamnist.npz,retinamnist)
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/ganaug data --data $(DATA) --out $(OUT)/data/real.npz --profile $(PROFILE) --force
+	$(BIN)/ganaug augment --data $(OUT)/data/real.npz --out $(OUT)/data/classic.npz --profile $(PROFILE) --force
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+
+test: setup lint
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

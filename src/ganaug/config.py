@@ -1,0 +1,407 @@
+"""Configuration: one frozen dataclass per pipeline stage, composed into `Config`.
+
+Every number of the paper (PAPER.md) is a field here; the profiles in `profiles/*.yaml` set them.
+Values come from a profile (a name or a YAML file) and then from `--set section.key=value`
+overrides. Unknown keys, wrong types and values outside the allowed set raise `InputError` naming
+the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ganaug import InputError
+
+PROFILES = ("smoke", "quick", "paper")
+DEFAULT_PROFILE = "quick"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    spec: str = "retinamnist"  # MedMNIST flag, contract .npz path, or image folder
+    size: int = 64  # output side in pixels (bicubic resize); paper: 64
+    channels: int = 0  # 0 keeps the source channels; 1 or 3 converts
+    val_fraction: float = 0.1  # image folders without split dirs: share of each class held for val
+    test_fraction: float = 0.2  # image folders without split dirs: share held for test
+    split_seed: int = 0  # seed of the stratified split of an unsplit image folder
+    medmnist_root: str = ""  # MedMNIST cache dir; "" = $MEDMNIST_ROOT or ~/.medmnist
+    download: bool = True  # download a missing MedMNIST file through the medmnist package
+
+    def __post_init__(self) -> None:
+        _check(self.size >= 8, "data.size", self.size, "an integer >= 8 (paper: 64)")
+        _check(self.channels in (0, 1, 3), "data.channels", self.channels, "0, 1 or 3")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _check(0.0 <= value < 1.0, f"data.{name}", value, "a fraction in [0, 1)")
+        _check(
+            self.val_fraction + self.test_fraction < 1.0,
+            "data.val_fraction + data.test_fraction",
+            self.val_fraction + self.test_fraction,
+            "a sum below 1",
+        )
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    n_vflip: int = 1  # copies flipped vertically (p = 1) per train image; paper: 1
+    n_hflip: int = 1  # copies flipped horizontally with probability hflip_p; paper: 1
+    hflip_p: float = 0.1  # flip probability of the horizontal-flip copies; paper: 0.1
+    n_color: int = 1  # colour-jitter copies per train image; paper: 1
+    color_low: float = 0.7  # lower bound of brightness/contrast/saturation factors; paper: 0.7
+    color_high: float = 0.9  # upper bound of those factors; paper: 0.9
+    seed: int = 0  # seed of the augmentation generator
+    preview: bool = True  # write a preview grid PNG (original vs its copies) beside the output
+
+    def __post_init__(self) -> None:
+        for name in ("n_vflip", "n_hflip", "n_color"):
+            _check(getattr(self, name) >= 0, f"augment.{name}", getattr(self, name), ">= 0")
+        _check(0.0 <= self.hflip_p <= 1.0, "augment.hflip_p", self.hflip_p, "a probability")
+        _check(
+            0.0 < self.color_low <= self.color_high,
+            "augment.color_low/color_high",
+            (self.color_low, self.color_high),
+            "0 < color_low <= color_high",
+        )
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    mode: Literal["unconditional", "conditional", "per_class"] = "unconditional"  # label strategy
+    loss: Literal["wgan", "wgan-gp"] = "wgan"  # weight clipping (paper's WGAN) or gradient penalty
+    z_dim: int = 100  # latent size; paper: 100
+    z_dist: Literal["uniform", "normal"] = "uniform"  # uniform[-1, 1] or standard normal
+    width: int = 1024  # channels of the 4x4 generator base / last critic conv; paper: 1024
+    batch_size: int = 8  # paper: 8
+    lr: float = 1e-4  # learning rate of the first phase; paper: 1e-4
+    lr2: float = 5e-5  # learning rate of the second phase; paper: 5e-5
+    epochs_lr1: int = 800  # epochs at lr; paper: 800
+    epochs_lr2: int = 600  # epochs at lr2; paper: 600
+    n_critic: int = 5  # critic steps per generator step; WGAN / WGAN-GP recipe: 5
+    clip: float = 0.01  # critic weight clip for loss=wgan; WGAN recipe: 0.01
+    gp_lambda: float = 10.0  # gradient-penalty weight for loss=wgan-gp; WGAN-GP recipe: 10
+    adam_beta1: float = 0.5  # Adam beta1 for wgan-gp (0.5 or 0.0)
+    adam_beta2: float = 0.9  # Adam beta2 for wgan-gp
+    diffaug: str = ""  # DiffAugment policy: comma list of color, translation, cutout; "" = off
+    ema_decay: float = 0.0  # generator EMA decay used for sampling; 0 = off
+    subset: int = 0  # train on the first N (stratified) images only; 0 = all (smoke tests)
+    grid_every: int = 50  # epochs between fixed-z sample grids
+    ckpt_every: int = 10  # epochs between checkpoints (and at the end)
+    nan_policy: Literal["stop", "skip"] = "stop"  # on a non-finite loss: stop, or skip the step
+    max_nan_skips: int = 10  # skips allowed with nan_policy=skip before stopping
+    seed: int = 0  # training seed
+    n_samples: int = 2000  # images generated for selection; paper: about 2000
+    sample_seed: int = 0  # first per-image seed of the generated samples
+
+    def __post_init__(self) -> None:
+        _check(self.width >= 8 and self.width % 8 == 0, "gan.width", self.width, "a multiple of 8")
+        for name in ("z_dim", "batch_size", "n_critic", "ckpt_every", "grid_every", "n_samples"):
+            _check(getattr(self, name) >= 1, f"gan.{name}", getattr(self, name), ">= 1")
+        for name in ("epochs_lr1", "epochs_lr2", "subset", "max_nan_skips"):
+            _check(getattr(self, name) >= 0, f"gan.{name}", getattr(self, name), ">= 0")
+        _check(self.lr > 0 and self.lr2 > 0, "gan.lr/lr2", (self.lr, self.lr2), "> 0")
+        _check(0.0 <= self.ema_decay < 1.0, "gan.ema_decay", self.ema_decay, "in [0, 1)")
+        allowed = {"color", "translation", "cutout"}
+        parts = [p.strip() for p in self.diffaug.split(",") if p.strip()]
+        _check(
+            all(p in allowed for p in parts),
+            "gan.diffaug",
+            self.diffaug,
+            "a comma list of color, translation, cutout (or empty)",
+        )
+
+    @property
+    def epochs(self) -> int:
+        return self.epochs_lr1 + self.epochs_lr2
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    k: int = 443  # synthetic images kept; paper: 443 of about 2000
+    quota: str = "paper"  # balanced | paper | proportional | inverse | explicit list "101,96,..."
+    min_nn_distance: float = (
+        0.02  # drop samples closer than this (mean abs pixel, 0..1) to a train image
+    )
+    labeller: str = "resnet18"  # classifier (registry name) trained on the real train split
+    labeller_epochs: int = 10  # epochs of labeller training
+    labeller_batch_size: int = 64  # batch of labeller training
+    labeller_lr: float = 1e-3  # learning rate of labeller training
+    min_confidence: float = 0.0  # drop samples whose labeller confidence is below this
+    critic_weight: float = 1.0  # weight of the critic-score rank in the combined rank
+    confidence_weight: float = 1.0  # weight of the labeller-confidence rank in the combined rank
+    kid_subset_size: int = 100  # KID subset size (capped at the smaller set's size)
+    kid_subsets: int = 50  # KID subsets averaged
+    prdc_k: int = 5  # nearest-neighbour k of precision/recall/density/coverage
+    inception_weights: str = ""  # local Inception weights file for an Inception FID; "" = none
+    seed: int = 0  # seed of the labeller training and KID subsets
+
+    def __post_init__(self) -> None:
+        _check(self.k >= 1, "select.k", self.k, ">= 1")
+        named = ("balanced", "paper", "proportional", "inverse")
+        if self.quota not in named:
+            try:
+                counts = [int(p) for p in self.quota.split(",")]
+            except ValueError:
+                counts = []
+            _check(
+                bool(counts) and all(c >= 0 for c in counts),
+                "select.quota",
+                self.quota,
+                "balanced, paper, proportional, inverse or a comma list of counts",
+            )
+        _check(self.min_nn_distance >= 0, "select.min_nn_distance", self.min_nn_distance, ">= 0")
+        _check(0 <= self.min_confidence <= 1, "select.min_confidence", self.min_confidence, "[0,1]")
+        _check(self.kid_subset_size >= 2, "select.kid_subset_size", self.kid_subset_size, ">= 2")
+        _check(self.prdc_k >= 1, "select.prdc_k", self.prdc_k, ">= 1")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    model: str = "resnet101"  # registry name: resnet18, resnet50, resnet101, densenet121
+    weights: str = ""  # local pretrained weights file (state dict); "" = train from scratch
+    lr: float = 1e-4  # Adam learning rate; paper: 1e-4
+    batch_size: int = 64  # paper: 64
+    epochs: int = 40  # paper: 40
+    class_weights: Literal["none", "balanced"] = "none"  # cross-entropy class weights
+    weight_decay: float = 0.0  # Adam weight decay
+    eval_batch_size: int = 256  # batch of val/test evaluation
+    seed: int = 0  # seed of initialisation and shuffling
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "classify.lr", self.lr, "> 0")
+        for name in ("batch_size", "epochs", "eval_batch_size"):
+            _check(getattr(self, name) >= 1, f"classify.{name}", getattr(self, name), ">= 1")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "retinamnist"  # run name: runs/<name>/ when --out is not given
+    regimes: tuple[str, ...] = ("none", "classic", "classic+gan")  # rows of Table 1
+    models: tuple[str, ...] = ("resnet101", "densenet121")  # columns of Table 1
+    seeds: tuple[int, ...] = (0,)  # classifier seeds per cell
+    synthetic_copies: int = 3  # images per selected synthetic one in classic+gan; paper: 3
+    executor: Literal["local", "ray"] = "local"  # how grid cells run
+    workers: int = 1  # local process-pool size; 1 = sequential
+    gpus_per_cell: float = 0.0  # GPU share each Ray task asks for
+    retries: int = 2  # Ray task retries on failure
+    bootstrap: int = 1000  # bootstrap resamples of the paired comparison
+
+    def __post_init__(self) -> None:
+        allowed = {"none", "classic", "classic+gan", "gan", "classic+gan-unselected"}
+        bad = [r for r in self.regimes if r not in allowed]
+        _check(not bad, "experiment.regimes", ",".join(bad), ", ".join(sorted(allowed)))
+        _check(bool(self.models), "experiment.models", "", "at least one model")
+        _check(bool(self.seeds), "experiment.seeds", "", "at least one seed")
+        _check(
+            self.synthetic_copies >= 1, "experiment.synthetic_copies", self.synthetic_copies, ">= 1"
+        )
+        _check(self.workers >= 1, "experiment.workers", self.workers, ">= 1")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    device: str = "auto"  # auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps
+    threads: int = 0  # torch CPU threads; 0 = leave torch's default
+    compile: bool = False  # torch.compile the training step (CUDA only)
+    amp: bool = True  # bf16 autocast on CUDA
+
+    def __post_init__(self) -> None:
+        ok = self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
+        _check(ok, "runtime.device", self.device, "auto, cpu, cuda, cuda:N or mps")
+        _check(self.threads >= 0, "runtime.threads", self.threads, ">= 0")
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    profile: str = DEFAULT_PROFILE  # the profile this config was built from (informational)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def section_hash(self, *sections: str) -> str:
+        """Short sha256 of the named sections (all when none): the cache key of a result."""
+        full = self.to_dict()
+        chosen = {s: full[s] for s in (sections or [f.name for f in dataclasses.fields(self)])}
+        chosen.pop("profile", None)
+        text = json.dumps(chosen, sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def replace(self, **overrides: Any) -> Config:
+        """`cfg.replace(classify={"epochs": 3})`: a new Config with some section fields changed."""
+        data = self.to_dict()
+        for section, values in overrides.items():
+            if isinstance(values, dict):
+                data[section].update(values)
+            else:
+                data[section] = values
+        return config_from_dict(data)
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise InputError(f"config key {key}: bad value {value!r}; allowed: {allowed}")
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check one value against a dataclass field's type hint; strings from --set are parsed."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            _check(False, key, value, ", ".join(map(str, choices)))
+        return value
+    if origin is tuple:
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            _check(False, key, value, f"a list of {item.__name__}")
+        return tuple(_coerce(key, v, item) for v in value)
+    if hint is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            _check(False, key, value, "true or false")
+        return value
+    if hint is int:
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                _check(False, key, value, "an integer")
+        if isinstance(value, bool) or not isinstance(value, int):
+            _check(False, key, value, "an integer")
+        return value
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                _check(False, key, value, "a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _check(False, key, value, "a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            _check(False, key, value, "a string")
+        return str(value)
+    raise TypeError(f"unsupported config type {hint!r} for {key}")
+
+
+def _build_section(cls: type, name: str, values: Any) -> Any:
+    if not isinstance(values, dict):
+        _check(False, name, values, "a mapping of keys to values")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            _check(
+                False, f"{name}.{key}", value, f"known keys of {name}: {', '.join(sorted(known))}"
+            )
+        kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Build and validate a Config from nested dicts (missing keys take their defaults)."""
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    kwargs: dict[str, Any] = {}
+    for name, values in (data or {}).items():
+        if name not in sections:
+            _check(False, name, values, f"sections: {', '.join(sections)}")
+        if name == "profile":
+            kwargs[name] = str(values)
+            continue
+        cls = typing.get_type_hints(Config)[name]
+        kwargs[name] = _build_section(cls, name, values)
+    return Config(**kwargs)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read the config file ({err})") from None
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise InputError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a config file must be a mapping of sections (data:, gan:, ...)")
+    return data
+
+
+def profile_dict(profile: str) -> dict[str, Any]:
+    """The raw mapping of a profile name (smoke, quick, paper) or a YAML file path."""
+    if profile in PROFILES:
+        text = resources.files("ganaug").joinpath(f"profiles/{profile}.yaml").read_text()
+        data = yaml.safe_load(text) or {}
+    else:
+        path = Path(profile)
+        if not path.is_file():
+            raise InputError(
+                f"--profile {profile!r}: not a profile name ({', '.join(PROFILES)}) nor a YAML file"
+            )
+        data = _read_yaml(path)
+    data.setdefault("profile", profile if profile in PROFILES else Path(profile).stem)
+    return data
+
+
+def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """`["gan.width=32", "classify.epochs=3"]` -> {"gan": {"width": "32"}, ...}."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise InputError(f"--set {item!r}: expected section.key=value, e.g. gan.width=32")
+        out.setdefault(section, {})[name] = value.strip()
+    return out
+
+
+def load_config(profile: str = DEFAULT_PROFILE, overrides: list[str] | None = None) -> Config:
+    """Profile (name or YAML file), then `--set` overrides; validated."""
+    data = profile_dict(profile)
+    for section, values in parse_set(overrides or []).items():
+        if section not in data or not isinstance(data[section], dict):
+            data[section] = {}
+        data[section].update(values)
+    return config_from_dict(data)
+
+
+def config_to_yaml(cfg: Config) -> str:
+    data = cfg.to_dict()
+    return yaml.safe_dump(_plain(data), sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    """Write the resolved config as YAML (atomically) so a result can be traced and rerun."""
+    from ganaug.runtime import atomic_write_text
+
+    atomic_write_text(Path(path), config_to_yaml(cfg))

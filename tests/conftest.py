@@ -1,0 +1,66 @@
+"""Shared fixtures: the real RetinaMNIST file, tiny generated image sets, a CLI runner."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ganaug.data import ImageSet, write_npz
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_NPZ = REPO.parent / "shared" / "data" / "retinamnist.npz"
+
+
+@pytest.fixture(scope="session")
+def retina_npz() -> Path:
+    assert SHARED_NPZ.is_file(), f"the shared RetinaMNIST file is missing at {SHARED_NPZ}"
+    return SHARED_NPZ
+
+
+def make_imageset(
+    n: int = 20,
+    size: int = 8,
+    channels: int = 3,
+    classes: int = 3,
+    seed: int = 0,
+    splits: tuple[str, ...] = ("train", "val", "test"),
+) -> ImageSet:
+    """A tiny random image set with every class present in every split."""
+    rng = np.random.default_rng(seed)
+    images, labels = {}, {}
+    for split in splits:
+        images[split] = rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8)
+        labels[split] = np.arange(n, dtype=np.int64) % classes
+    names = tuple(f"c{i}" for i in range(classes))
+    meta = {"stage": "data", "source_splits": {s: [s] for s in splits}}
+    return ImageSet(images, labels, names, meta, {})
+
+
+@pytest.fixture
+def tiny_npz(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.npz"
+    write_npz(path, make_imageset())
+    return path
+
+
+def run_cli(args: list[str]) -> int:
+    """Run the ganaug CLI in-process; returns the exit status."""
+    from ganaug.cli import app
+
+    try:
+        app([str(a) for a in args])
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def pytest_configure(config):
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))

@@ -1,0 +1,76 @@
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganaug import InputError
+from ganaug.runtime import (
+    RunLock,
+    atomic_path,
+    atomic_torch_save,
+    make_generator,
+    pick_device,
+    refuse_overwrite,
+    safe_torch_load,
+)
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_lock_refuses_second_and_takes_over_stale(tmp_path: Path):
+    with RunLock(tmp_path):
+        with pytest.raises(InputError, match="another ganaug process"):
+            RunLock(tmp_path).acquire()
+    assert not (tmp_path / "run.lock").exists()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "run.lock").write_text(f'{{"pid": {dead.pid}, "host": "{os.uname().nodename}"}}')
+    lock = RunLock(tmp_path)
+    lock.acquire()
+    assert lock.held
+    lock.release()
+
+
+def test_safe_load_refuses_code_and_garbage(tmp_path: Path):
+    good = tmp_path / "good.pt"
+    atomic_torch_save({"w": torch.ones(2)}, good)
+    assert torch.equal(safe_torch_load(good)["w"], torch.ones(2))
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(InputError, match="evil.pt: not a loadable"):
+        safe_torch_load(evil)
+    assert not (tmp_path / "pwned").exists()
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(good.read_bytes()[:50])
+    with pytest.raises(InputError, match="trunc.pt"):
+        safe_torch_load(trunc)
+
+
+def test_refuse_overwrite_and_generators(tmp_path: Path):
+    existing = tmp_path / "x"
+    existing.write_text("mine")
+    with pytest.raises(InputError, match="--force"):
+        refuse_overwrite(existing, force=False)
+    refuse_overwrite(existing, force=True)
+    a = torch.rand(3, generator=make_generator(5))
+    assert torch.equal(a, torch.rand(3, generator=make_generator(5)))
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    assert pick_device("cpu").type == "cpu"
