@@ -21,7 +21,7 @@ demo: setup
 	$(BIN)/ganaug augment --data $(OUT)/data/real.npz --out $(OUT)/data/classic.npz --profile $(PROFILE) --force
 
 lint: setup
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 
 test: setup lint
 	$(BIN)/python -m pytest -q
