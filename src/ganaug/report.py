@@ -1,0 +1,685 @@
+"""Report: Table 1, the paired comparison, Figures 1-5 and a self-contained HTML page.
+
+Implements the paper's outputs (Table 1; Fig. 1 real vs synthetic; Fig. 2-3 training curves;
+Fig. 4-5 confusion matrices) from the files a run directory holds. It only reads files: it never
+imports the training stages. Beyond the paper it reports mean ± std over seeds, two epoch choices
+(the last epoch, as the paper does, and the best-validation epoch), AUC / balanced accuracy /
+macro F1 / QWK, the majority-class floor, a bootstrap interval over test images for each paired
+comparison, and the GAN's fidelity and memorisation numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime
+import io
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import yaml
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ganaug import InputError, __version__
+from ganaug.data import read_npz
+from ganaug.runtime import atomic_path, atomic_write_json, atomic_write_text
+
+log = logging.getLogger("ganaug")
+
+REGIMES = ("none", "classic", "classic+gan", "gan", "classic+gan-unselected")
+LABELS = {
+    "none": "None",
+    "classic": "Classic",
+    "classic+gan": "Classic+GAN",
+    "gan": "GAN only",
+    "classic+gan-unselected": "Classic+GAN (unselected)",
+}
+PROTOCOLS = {
+    "last": "last epoch (the paper's protocol)",
+    "best_val": "best-validation epoch (honest protocol)",
+}
+METRICS = ("accuracy", "auc", "balanced_accuracy", "macro_f1", "qwk")
+PAPER_TABLE1 = {  # the paper's Table 1, test accuracy in %
+    "none": {"resnet101": 45.96, "densenet121": 46.44},
+    "classic": {"resnet101": 47.08, "densenet121": 48.18},
+    "classic+gan": {"resnet101": 62.86, "densenet121": 71.27},
+}
+# (better, baseline, what it tests): the first is the paper's claim
+COMPARISONS = (("classic+gan", "classic", "the GAN"), ("classic", "none", "classic augmentation"))
+BOOTSTRAP_SEED = 0  # the bootstrap's own seed, so a report is reproducible
+NO_RESULTS = "no classifier results (classify/*/*/seed*/metrics.json); run `ganaug run` first"
+
+
+@dataclass
+class Run:
+    """One classifier run: its directory and its metrics.json."""
+
+    path: Path
+    metrics: dict[str, Any]
+
+
+Results = dict[str, dict[str, dict[int, Run]]]  # regime -> model -> seed -> Run
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    title: str = ""
+
+
+@dataclass
+class Section:
+    """One part of the report, rendered the same way to results.md and report.html."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    figures: dict[str, str] = field(default_factory=dict)  # file name -> caption
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def load_results(run_dir: Path) -> Results:
+    """Every classify/<regime>/<model>/seed<k>/metrics.json; none at all is an InputError."""
+    results: Results = {}
+    for path in sorted(Path(run_dir).glob("classify/*/*/seed*/metrics.json")):
+        metrics = _read_metrics(path)
+        regime, model = path.parts[-4], path.parts[-3]
+        results.setdefault(regime, {}).setdefault(model, {})[int(metrics["seed"])] = Run(
+            path.parent, metrics
+        )
+    if not results:
+        raise InputError(f"{run_dir}: {NO_RESULTS}")
+    return results
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: unreadable metrics.json ({err}); rerun `ganaug run`") from None
+    need = [("seed",), ("test_labels",)] + [
+        (p, *k) for p in PROTOCOLS for k in [("epoch",), ("test_pred",), ("test", "confusion")]
+    ]
+    need += [(p, "test", m) for p in PROTOCOLS for m in METRICS]
+    for keys in need:
+        node = metrics
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                raise InputError(
+                    f"{path}: missing key '{'.'.join(keys)}'; rerun `ganaug run` to rewrite it"
+                )
+            node = node[key]
+    for p in PROTOCOLS:
+        if not metrics["test_labels"] or len(metrics[p]["test_pred"]) != len(
+            metrics["test_labels"]
+        ):
+            raise InputError(f"{path}: {p}.test_pred and test_labels are empty or differ in length")
+    return metrics
+
+
+def _read_config(run_dir: Path, missing: list[str]) -> tuple[str, dict[str, Any]]:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        missing.append("config.yaml not found: resolved config not shown; defaults used")
+        return "", {}
+    text = path.read_text()
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError:
+        config = None
+    if not isinstance(config, dict):
+        missing.append("config.yaml is not a YAML mapping: defaults used")
+        config = {}
+    return text, config
+
+
+def _read_csv(path: Path) -> dict[str, np.ndarray]:
+    """Columns of a numeric CSV as float arrays (empty or non-numeric cells -> NaN)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ValueError("no rows")
+    return {key: np.array([_to_float(row.get(key)) for row in rows]) for key in rows[0]}
+
+
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# numbers: Table 1, the floor, the paired bootstrap
+
+
+def _stats(values: list[Any]) -> dict[str, Any]:
+    """Mean and std (ddof=1; None for one value) of the finite values, with n."""
+    arr = np.array([_to_float(v) for v in values])
+    arr = arr[np.isfinite(arr)]
+    if not len(arr):
+        return {"mean": None, "std": None, "n": 0, "values": []}
+    std = float(arr.std(ddof=1)) if len(arr) >= 2 else None
+    return {"mean": float(arr.mean()), "std": std, "n": len(arr), "values": arr.tolist()}
+
+
+def table_cell(runs: dict[int, Run] | None, protocol: str) -> dict[str, Any] | None:
+    """Test metrics of one regime x model over seeds, at the given epoch choice."""
+    if not runs:
+        return None
+    seeds = sorted(runs)
+    cell: dict[str, Any] = {"seeds": seeds}
+    cell["epochs"] = [runs[s].metrics[protocol]["epoch"] for s in seeds]
+    for name in METRICS:
+        cell[name] = _stats([runs[s].metrics[protocol]["test"][name] for s in seeds])
+    return cell
+
+
+def majority_floor(results: Results) -> dict[str, Any]:
+    """Accuracy of always predicting the most frequent test class."""
+    run = next(iter(next(iter(next(iter(results.values())).values())).values()))
+    labels = np.asarray(run.metrics["test_labels"], dtype=np.int64)
+    counts = np.bincount(labels)
+    top = int(counts.argmax())
+    names = run.metrics.get("class_names") or []
+    name = str(names[top]) if top < len(names) else str(top)
+    floor = {"accuracy": float(counts[top] / len(labels)), "class": name}
+    return {**floor, "count": int(counts[top]), "n": len(labels)}
+
+
+def paired_bootstrap(
+    better: dict[int, Run],
+    base: dict[int, Run],
+    protocol: str,
+    *,
+    resamples: int,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, Any]:
+    """Accuracy difference (points) of `better` minus `base`, seeds paired by number.
+
+    Each resample draws test images with replacement and averages the per-seed accuracy
+    difference on them; the 95 % interval is the 2.5 and 97.5 percentiles.
+    """
+    seeds = sorted(set(better) & set(base))
+    if not seeds:
+        return {"error": "no seed present in both regimes"}
+    labels = np.asarray(base[seeds[0]].metrics["test_labels"])
+    diffs = []
+    for s in seeds:
+        if any(r[s].metrics["test_labels"] != labels.tolist() for r in (better, base)):
+            return {"error": f"seed {s}: the runs were tested on different test labels"}
+        pred_b, pred_a = (np.asarray(r[s].metrics[protocol]["test_pred"]) for r in (better, base))
+        diffs.append((pred_b == labels).astype(float) - (pred_a == labels))
+    per_image = np.mean(diffs, axis=0)  # (n_test,) mean over seeds of correct_b - correct_a
+    rng = np.random.default_rng(seed)
+    n, boot = len(per_image), []
+    for start in range(0, resamples, 256):  # chunks bound memory on large test sets
+        idx = rng.integers(0, n, size=(min(256, resamples - start), n))
+        boot.append(per_image[idx].mean(axis=1))
+    low, high = np.percentile(np.concatenate(boot) * 100, [2.5, 97.5])
+    diff = float(per_image.mean() * 100)
+    return {"seeds": seeds, "diff_points": diff, "ci_points": [float(low), float(high)]}
+
+
+def verdict_sentence(comp: dict[str, Any], better: str, base: str, model: str, what: str) -> str:
+    """One plain sentence on whether `better` beat `base`, read off the 95 % interval."""
+    b, a = LABELS.get(better, better), LABELS.get(base, base)
+    if "error" in comp:
+        return f"{b} vs {a} for {model}: not available ({comp['error']})."
+    diff, (low, high) = comp["diff_points"], comp["ci_points"]
+    ci = f"(95 % CI [{low:+.2f}, {high:+.2f}], {len(comp['seeds'])} paired seed(s))"
+    if low > 0:
+        comp["verdict"] = "helped"
+        return f"{b} beats {a} for {model} by {diff:.2f} points {ci}: the interval excludes zero."
+    if high < 0:
+        comp["verdict"] = "worse"
+        return (
+            f"{b} is worse than {a} for {model} by {-diff:.2f} points {ci}: "
+            f"the interval excludes zero, so {what} hurt."
+        )
+    comp["verdict"] = "no evidence"
+    verb = "beats" if diff >= 0 else "trails"
+    return (
+        f"{b} {verb} {a} for {model} by {abs(diff):.2f} points {ci}: the interval includes "
+        f"zero: no evidence {what} helped."
+    )
+
+
+def _comparisons(results: Results, models: list[str], protocol: str, resamples: int) -> list:
+    out = []
+    for better, base, what in COMPARISONS:
+        for model in models:
+            runs_b = results.get(better, {}).get(model)
+            runs_a = results.get(base, {}).get(model)
+            if not runs_b or not runs_a:
+                miss = [r for r, runs in ((better, runs_b), (base, runs_a)) if not runs]
+                comp: dict[str, Any] = {"error": f"no {' or '.join(miss)} results"}
+            else:
+                comp = paired_bootstrap(runs_b, runs_a, protocol, resamples=resamples)
+            comp["sentence"] = verdict_sentence(comp, better, base, model, what)
+            out.append({"better": better, "base": base, "model": model, **comp})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# figures (matplotlib's object API: no global pyplot state)
+
+
+def _save(fig: Figure, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+
+def _strip(images: np.ndarray, n: int, pad: int = 2) -> np.ndarray:
+    """Up to n images (k, H, W, C) side by side on white, as RGB (H, n*(W+pad), 3)."""
+    h, w = images.shape[1:3]
+    canvas = np.full((h, n * (w + pad), 3), 255, dtype=np.uint8)
+    for i, img in enumerate(images[:n]):
+        canvas[:, i * (w + pad) : i * (w + pad) + w] = img if img.shape[-1] == 3 else img[..., :1]
+    return canvas
+
+
+def fig_real_vs_synthetic(
+    real_npz: Path, synthetic_npz: Path, path: Path, per_side: int = 6
+) -> None:
+    """Fig. 1: real train images left, selected synthetic right, one row per class."""
+    real, syn = read_npz(real_npz), read_npz(synthetic_npz)
+    rng = np.random.default_rng(0)
+    labelled = syn.meta.get("labelled", True)
+    names = real.class_names
+    fig = Figure(figsize=(2.2 * per_side, 1.1 * len(names) + 0.6))
+    axes = fig.subplots(len(names), 2, squeeze=False)
+    for k, name in enumerate(names):
+        for col, data in enumerate((real, syn)):
+            imgs, labs = data.images["train"], data.labels["train"]
+            pool = np.flatnonzero(labs == k) if (col == 0 or labelled) else np.arange(len(labs))
+            pick = rng.choice(pool, size=min(per_side, len(pool)), replace=False)
+            axes[k, col].imshow(_strip(imgs[np.sort(pick)], per_side))
+            axes[k, col].set_axis_off()
+        axes[k, 0].text(-0.02, 0.5, name, transform=axes[k, 0].transAxes, ha="right", va="center")
+    axes[0, 0].set_title("real (train split)")
+    axes[0, 1].set_title("synthetic (selected)" + ("" if labelled else ", unlabelled"))
+    _save(fig, path)
+
+
+def fig_curves(runs: dict[int, Run], title: str, path: Path) -> None:
+    """Figs. 2-3: loss and accuracy per epoch, train vs val vs test, mean over seeds."""
+    paths = [runs[s].path / "curves.csv" for s in sorted(runs)]
+    tables = [_read_csv(p) for p in paths if p.is_file()]  # seeds without curves are left out
+    if not tables:
+        raise FileNotFoundError(f"no curves.csv in {paths[0].parent.parent}/seed*")
+    length = min(len(t["epoch"]) for t in tables)  # an unfinished seed shortens the curve
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    for ax, kind in zip(fig.subplots(1, 2), ("loss", "acc"), strict=True):
+        for split in ("train", "val", "test"):
+            ys = np.mean([t[f"{split}_{kind}"][:length] for t in tables], axis=0)
+            ax.plot(tables[0]["epoch"][:length], ys, label=split)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("loss" if kind == "loss" else "accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{title} (mean over {len(tables)} seed(s))")
+    _save(fig, path)
+
+
+def fig_confusion(run: Run, title: str, path: Path) -> None:
+    """Figs. 4-5: the last epoch's test confusion matrix, counts and row-normalised."""
+    cm = np.asarray(run.metrics["last"]["test"]["confusion"], dtype=float)
+    names = run.metrics.get("class_names") or [str(i) for i in range(len(cm))]
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig = Figure(figsize=(11, 4.8), layout="constrained")
+    panels = ((cm, "counts", "{:.0f}"), (norm, "row-normalised", "{:.2f}"))
+    for ax, (mat, name, fmt) in zip(fig.subplots(1, 2), panels, strict=True):
+        ax.imshow(mat, cmap="Blues")
+        ticks = range(len(names))
+        ax.set_xticks(ticks, names, rotation=45, ha="right")
+        ax.set_yticks(ticks, names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(name)
+        for (i, j), value in np.ndenumerate(mat):
+            colour = "white" if value > mat.max() / 2 else "black"
+            ax.text(j, i, fmt.format(value), ha="center", va="center", color=colour, fontsize=8)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def fig_gan_losses(log_csv: Path, path: Path) -> None:
+    """Critic loss, generator loss and the Wasserstein estimate, mean per epoch."""
+    cols = _read_csv(log_csv)
+    epochs = np.unique(cols["epoch"][np.isfinite(cols["epoch"])])
+    fig = Figure(figsize=(13, 3.6), layout="constrained")
+    panels = {"critic_loss": "critic loss", "gen_loss": "generator loss"}
+    panels["wasserstein"] = "Wasserstein estimate"
+    for ax, (key, name) in zip(fig.subplots(1, 3), panels.items(), strict=True):
+        values, means = cols.get(key, np.full(len(cols["epoch"]), np.nan)), []
+        for epoch in epochs:  # a mean per epoch; an all-NaN epoch stays a gap
+            v = values[cols["epoch"] == epoch]
+            means.append(np.nanmean(v) if np.isfinite(v).any() else np.nan)
+        ax.plot(epochs, means)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _write_figures(
+    run_dir: Path, out: Path, results: Results, models: list[str], missing: list[str]
+) -> dict[str, str]:
+    """Every figure its inputs allow; returns file name -> caption, notes skips in `missing`."""
+    plans: dict[str, tuple[str, Callable[[Path], None] | str]] = {}  # name -> (caption, maker)
+    real, syn = run_dir / "data/real.npz", run_dir / "data/synthetic.npz"
+    absent = " and ".join(f"data/{p.name}" for p in (real, syn) if not p.is_file())
+    plans["fig1_real_vs_synthetic.png"] = (
+        "Fig. 1: real train images (left) vs selected synthetic images (right), per class",
+        f"{absent} not found" if absent else partial(fig_real_vs_synthetic, real, syn),
+    )
+    for regime, curves, confusion in (
+        ("classic", "fig2_curves_classic.png", "fig4_confusion_classic.png"),
+        ("classic+gan", "fig3_curves_classic_gan.png", "fig5_confusion_classic_gan.png"),
+    ):
+        label = LABELS[regime]
+        model = next((m for m in models if results.get(regime, {}).get(m)), None)
+        if model is None:
+            plans[curves] = plans[confusion] = ("", f"no {regime} results")
+            continue
+        runs = results[regime][model]
+        title = f"{label}: {model}, seed {min(runs)}, last epoch, test split"
+        curve_title = f"{label}: {model}, train / val / test"
+        plans[curves] = (
+            f"Training curves, {label}, {model}",
+            partial(fig_curves, runs, curve_title),
+        )
+        plans[confusion] = (
+            f"Confusion matrix, {title}",
+            partial(fig_confusion, runs[min(runs)], title),
+        )
+    gan_log = run_dir / "gan/log.csv"
+    plans["gan_losses.png"] = (
+        "GAN training: critic loss, generator loss and Wasserstein estimate per epoch",
+        partial(fig_gan_losses, gan_log) if gan_log.is_file() else "gan/log.csv not found",
+    )
+    done: dict[str, str] = {}
+    for name, (caption, make) in plans.items():
+        skipped = make if isinstance(make, str) else ""
+        if not skipped:
+            try:
+                make(out / name)  # type: ignore[operator]
+            except (OSError, ValueError, KeyError, IndexError, InputError) as err:
+                skipped = f"missing or unreadable input ({err})"
+        if skipped:
+            missing.append(f"{name} skipped: {skipped}")
+            (out / name).unlink(missing_ok=True)  # no stale figure from an earlier report
+        else:
+            done[name] = caption
+    return dict(sorted(done.items()))
+
+
+# ---------------------------------------------------------------------------------------------
+# tables and sections
+
+
+def _fmt(stats: dict[str, Any] | None, scale: float = 1.0, digits: int = 3) -> str:
+    """mean ± std, or mean (n=1) for a single seed."""
+    if not stats or stats["mean"] is None:
+        return "missing"
+    text = f"{stats['mean'] * scale:.{digits}f}"
+    std = stats["std"]
+    return f"{text} (n=1)" if std is None else f"{text} ± {std * scale:.{digits}f}"
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, (bool, int)):
+        return str(value)
+    return f"{value:.4g}" if isinstance(value, float) and np.isfinite(value) else "—"
+
+
+def table1(cells: dict, regimes: list[str], models: list[str], paper: dict) -> Table:
+    """The paper's Table 1 shape: a row per regime, our accuracy and the paper's per model."""
+    header = ["augmentation"] + [f"{m} {who}" for m in models for who in ("(ours)", "(paper)")]
+    rows = []
+    for regime in regimes:
+        row = [LABELS.get(regime, regime)]
+        for model in models:
+            cell, theirs = cells[regime][model], paper.get(regime, {}).get(model)
+            row.append(_fmt(cell and cell["accuracy"], 100, 2))
+            row.append("—" if theirs is None else f"{theirs:.2f}")
+        rows.append(row)
+    return Table(header, rows)
+
+
+def metrics_table(cells: dict, regimes: list[str], models: list[str]) -> Table:
+    """Every metric of every regime x model found; accuracies in %."""
+    columns = {"accuracy": ("accuracy %", 100, 2), "auc": ("AUC", 1, 3)}
+    columns |= {"balanced_accuracy": ("balanced acc. %", 100, 2), "macro_f1": ("macro F1", 1, 3)}
+    columns["qwk"] = ("QWK", 1, 3)
+    rows = [
+        [LABELS.get(r, r), m, str(c["accuracy"]["n"])]
+        + [_fmt(c[k], scale, digits) for k, (_, scale, digits) in columns.items()]
+        for r in regimes
+        for m in models
+        if (c := cells[r][m])
+    ]
+    header = ["augmentation", "model", "seeds"] + [h for h, _, _ in columns.values()]
+    return Table(header, rows, "All metrics (test split)")
+
+
+def fidelity_tables(fidelity: dict[str, Any]) -> list[Table]:
+    """Raw vs selected synthetic images against train and test; then the memorisation numbers."""
+    keys = ("fid", "precision", "recall", "density", "coverage", "n")
+    rows = []
+    for which in ("raw", "selected"):
+        for ref in ("vs_train", "vs_test"):
+            f = ((fidelity.get(which) or {}).get(ref) or {}).get("overall")
+            if isinstance(f, dict):
+                kid = f"{_num(f.get('kid_mean'))} ± {_num(f.get('kid_std'))}"
+                rows.append([which, ref.replace("_", " "), kid] + [_num(f.get(k)) for k in keys])
+    header = ["synthetic", "reference", "KID", "FID", "precision", "recall", "density"]
+    title = f"Fidelity (features: {fidelity.get('feature_extractor', 'not recorded')})"
+    tables = [Table(header + ["coverage", "n"], rows, title)]
+    memo = fidelity.get("memorisation") if isinstance(fidelity.get("memorisation"), dict) else {}
+    if flat := _flatten(memo):
+        rows = [[key, _num(value)] for key, value in flat.items()]
+        metric = f" (distance: {memo['metric']})" if isinstance(memo.get("metric"), str) else ""
+        tables.append(Table(["quantity", "value"], rows, f"Memorisation{metric}"))
+    return tables
+
+
+def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Numeric (or None) leaves of a nested dict, keyed by dotted path; lists are left out."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        elif value is None or isinstance(value, (int, float)):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _sections(summary: dict[str, Any], figures: dict[str, str]) -> list[Section]:
+    regimes, models, floor = summary["regimes"], summary["models"], summary["floor"]
+    notes = [
+        "Mean ± std over seeds (std with ddof=1; (n=1) marks a single seed). The paper's "
+        "numbers are single runs with no stated epoch choice.",
+        f"Majority-class floor: {floor['accuracy'] * 100:.2f} % (always predicting class "
+        f"{floor['class']}: {floor['count']} of {floor['n']} test images).",
+    ]
+    sections = []
+    for p, name in PROTOCOLS.items():
+        cells = summary["table"][p]
+        tables = [table1(cells, regimes, models, summary["paper"])]
+        tables.append(metrics_table(cells, regimes, models))
+        sections.append(Section(f"Table 1: test accuracy (%), {name}", notes, tables))
+    method = (
+        "Difference of mean test accuracy in points, seeds paired by number; 95 % bootstrap "
+        f"interval over test images ({summary['bootstrap_resamples']} resamples)."
+    )
+    sentences = [
+        f"{name}: {c['sentence']}"
+        for p, name in PROTOCOLS.items()
+        for c in summary["comparisons"][p]
+    ]
+    sections.append(Section("Did the GAN help? Paired comparison", [method] + sentences))
+    fid = summary["fidelity"]
+    sections.append(
+        Section("Fidelity and memorisation of the synthetic images", [], fidelity_tables(fid))
+        if fid
+        else Section("Fidelity and memorisation", ["data/fidelity.json not found or unreadable."])
+    )
+    sections.append(Section("Figures", figures=figures))
+    if summary["missing"]:
+        sections.append(Section("Missing", list(summary["missing"])))
+    return sections
+
+
+# ---------------------------------------------------------------------------------------------
+# writing: markdown, CSV, HTML
+
+
+def markdown_table(table: Table) -> str:
+    lines = ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in table.rows])
+
+
+def _markdown(sections: list[Section], summary: dict[str, Any]) -> str:
+    parts = [f"# ganaug report: {Path(summary['run_dir']).resolve().name}"]
+    parts.append(
+        f"Run directory `{summary['run_dir']}`; ganaug {__version__}; {summary['created']}."
+    )
+    for sec in sections:
+        parts.append(f"## {sec.title}")
+        for table in sec.tables:
+            parts += ([f"**{table.title}**"] if table.title else []) + [markdown_table(table)]
+        if sec.title == "Missing":
+            parts.append("\n".join(f"- {p}" for p in sec.paragraphs))
+        else:
+            parts += sec.paragraphs
+        parts += [f"![{caption}]({name})" for name, caption in sec.figures.items()]
+    return "\n\n".join(parts) + "\n"
+
+
+def _results_csv(summary: dict[str, Any]) -> str:
+    """One row per protocol x regime x model x metric (mean, std as fractions); the paper's
+    accuracy in % on the accuracy rows."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["protocol", "regime", "model", "metric", "mean", "std", "n", "paper_pct"])
+    for p, by_regime in summary["table"].items():
+        for regime, by_model in by_regime.items():
+            for model, cell in by_model.items():
+                paper = summary["paper"].get(regime, {}).get(model, "")
+                for metric in METRICS:
+                    stats = cell[metric] if cell else {"mean": None, "std": None, "n": 0}
+                    mean, std = ("" if v is None else v for v in (stats["mean"], stats["std"]))
+                    extra = paper if metric == "accuracy" else ""
+                    writer.writerow([p, regime, model, metric, mean, std, stats["n"], extra])
+    return buf.getvalue()
+
+
+def _html(sections: list[Section], out: Path, summary: dict[str, Any], config: str) -> str:
+    """One self-contained page: every PNG inlined as a data URI, no external CSS or JS."""
+    uris = {}
+    for name in (n for sec in sections for n in sec.figures):
+        uris[name] = "data:image/png;base64," + base64.b64encode((out / name).read_bytes()).decode()
+    template = resources.files("ganaug").joinpath("report_template.html.j2").read_text()
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(template).render(
+        sections=sections, uris=uris, summary=summary, config=config
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the entry point
+
+
+def build_report(run_dir: Path, *, paper_table: dict | None = None) -> dict[str, Any]:
+    """Write run_dir/report/: results.md/.csv/.json, the figures, fidelity.json, report.html.
+
+    `paper_table` (regime -> model -> accuracy %) replaces the paper's Table 1 beside ours.
+    Returns the results.json content plus `table1_markdown` (Table 1 at the last epoch).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: not a directory; give the run directory `ganaug run` wrote")
+    results = load_results(run_dir)
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    missing: list[str] = []
+    config_text, config = _read_config(run_dir, missing)
+    experiment = config.get("experiment") if isinstance(config.get("experiment"), dict) else {}
+    regimes, models = _order(results, list(experiment.get("models") or []), missing)
+    resamples = experiment.get("bootstrap", 1000)
+    resamples = resamples if isinstance(resamples, int) and resamples >= 1 else 1000
+    summary: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "version": __version__,
+        "protocols": PROTOCOLS,
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        "regimes": regimes,
+        "models": models,
+        "bootstrap_resamples": resamples,
+        "paper": PAPER_TABLE1 if paper_table is None else paper_table,
+        "table": {
+            p: {r: {m: table_cell(results.get(r, {}).get(m), p) for m in models} for r in regimes}
+            for p in PROTOCOLS
+        },
+        "floor": majority_floor(results),
+        "comparisons": {p: _comparisons(results, models, p, resamples) for p in PROTOCOLS},
+        "fidelity": _copy_fidelity(run_dir, out, missing),
+    }
+    figures = _write_figures(run_dir, out, results, models, missing)
+    summary.update(figures=list(figures), missing=missing)
+    sections = _sections(summary, figures)
+    atomic_write_text(out / "results.md", _markdown(sections, summary))
+    atomic_write_text(out / "results.csv", _results_csv(summary))
+    atomic_write_json(out / "results.json", summary)
+    atomic_write_text(out / "report.html", _html(sections, out, summary, config_text))
+    log.info("report written to %s", out)
+    return {**summary, "table1_markdown": markdown_table(sections[0].tables[0])}
+
+
+def _order(results: Results, config_models: list[str], missing: list[str]):
+    """Table 1's rows (the paper's three, then any extra regime) and columns (config order)."""
+    found = {m for by_model in results.values() for m in by_model}
+    models = [m for m in config_models if m in found] + sorted(found - set(config_models))
+    extra = sorted(
+        (r for r in results if r not in REGIMES[:3]), key=lambda r: (r not in REGIMES, r)
+    )
+    regimes = list(REGIMES[:3]) + extra
+    for regime in regimes:
+        absent = [m for m in models if not results.get(regime, {}).get(m)]
+        if absent:
+            missing.append(f"regime {regime}: no results for {', '.join(absent)}")
+    return regimes, models
+
+
+def _copy_fidelity(run_dir: Path, out: Path, missing: list[str]) -> dict[str, Any] | None:
+    """data/fidelity.json copied to report/; None (noted in `missing`) when absent or unreadable."""
+    path, fidelity, problem = run_dir / "data/fidelity.json", None, "not found"
+    if path.is_file():
+        try:
+            fidelity = json.loads(path.read_text())
+            problem = "" if isinstance(fidelity, dict) else "not a JSON object"
+        except (OSError, ValueError) as err:
+            problem = f"unreadable ({err})"
+    if problem:
+        missing.append(f"data/fidelity.json {problem}: no fidelity or memorisation numbers")
+        (out / "fidelity.json").unlink(missing_ok=True)
+        return None
+    atomic_write_json(out / "fidelity.json", fidelity)
+    return fidelity

@@ -1,0 +1,356 @@
+"""The report: Table 1 numbers from hand-made metrics.json, the paired bootstrap, figures, HTML."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import make_imageset
+from ganaug import InputError
+from ganaug.data import ImageSet, write_npz
+from ganaug.report import Run, build_report, paired_bootstrap, verdict_sentence
+
+CLASSES = [f"c{i}" for i in range(5)]
+# 40 test images: 16 of class 0 (the majority-class floor is 40 %), 6 of each other class
+TEST_LABELS = [0] * 16 + [1, 2, 3, 4] * 6
+MODELS = ("resnet18", "densenet121")
+# correct test predictions at the last epoch for seeds (0, 1); the best-val epoch gets one more
+CORRECT = {
+    ("none", "resnet18"): (18, 20),
+    ("none", "densenet121"): (17, 19),
+    ("classic", "resnet18"): (20, 22),
+    ("classic", "densenet121"): (19, 21),
+    ("classic+gan", "resnet18"): (30, 34),
+    ("classic+gan", "densenet121"): (24, 17),
+}
+FIGURES = (
+    "fig1_real_vs_synthetic.png",
+    "fig2_curves_classic.png",
+    "fig3_curves_classic_gan.png",
+    "fig4_confusion_classic.png",
+    "fig5_confusion_classic_gan.png",
+    "gan_losses.png",
+)
+CONFIG_SENTINEL = "spec: ../shared/data/<retina>.npz"
+
+
+def _auc(k: int) -> float:  # a known, distinct value per cell
+    return 0.5 + k / 100
+
+
+def _block(k: int, epoch: int) -> dict:
+    """A metrics.json protocol block where the first k test images are right, the rest wrong."""
+    labels = np.array(TEST_LABELS)
+    pred = np.where(np.arange(len(labels)) < k, labels, (labels + 1) % 5)
+    confusion = np.zeros((5, 5), dtype=int)
+    np.add.at(confusion, (labels, pred), 1)
+    prob = np.eye(5)[pred].tolist()
+    m = {"accuracy": k / 40, "auc": _auc(k), "balanced_accuracy": k / 50, "macro_f1": k / 60}
+    m |= {"qwk": k / 80, "loss": 1.0, "confusion": confusion.tolist()}
+    val = dict(m)
+    return {"epoch": epoch, "val": val, "test": m, "test_pred": pred.tolist(), "test_prob": prob}
+
+
+def write_run(root: Path, regime: str, model: str, seed: int, last: int, best: int) -> Path:
+    out = root / "classify" / regime / model / f"seed{seed}"
+    out.mkdir(parents=True)
+    metrics = {
+        "model": model,
+        "seed": seed,
+        "epochs": 3,
+        "num_classes": 5,
+        "class_names": CLASSES,
+        "train_counts": [10] * 5,
+        "train_size": 50,
+        "val_size": 10,
+        "test_size": 40,
+        "config_hash": "abc",
+        "version": "0.1.0",
+        "test_labels": TEST_LABELS,
+        "last": _block(last, 3),
+        "best_val": _block(best, 2),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    with open(out / "curves.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            "epoch train_loss train_acc val_loss val_acc test_loss test_acc".split()
+            + ["seconds", "images_per_s", "lr"]
+        )
+        for e in (1, 2, 3):
+            w.writerow([e, 2 / e, 0.3 * e, 2.2 / e, 0.25 * e, 2.3 / e, 0.2 * e, 1.0, 50.0, 1e-4])
+    return out
+
+
+def _fidelity() -> dict:
+    overall = {"kid_mean": 0.012, "kid_std": 0.003, "fid": 35.5, "precision": 0.61}
+    overall |= {"recall": 0.42, "density": 0.9, "coverage": 0.55, "n": 40}
+    part = {"overall": overall, "per_class": {"c0": overall}}
+    f = {"vs_train": part, "vs_test": part}
+    memo = {"metric": "pixel L1", "threshold": 0.1, "closest": [{"index": 3, "distance": 0.01}]}
+    memo["raw"] = {"n": 16, "n_within": 1, "fraction_within": 0.0625}
+    memo["selected"] = {"n": 0, "n_within": 0, "fraction_within": None}
+    return {"feature_extractor": "resnet18-local", "raw": f, "selected": f, "memorisation": memo}
+
+
+def make_run_dir(root: Path) -> Path:
+    for (regime, model), counts in CORRECT.items():
+        for seed, k in enumerate(counts):
+            write_run(root, regime, model, seed, k, k + 1)
+    (root / "data").mkdir()
+    write_npz(root / "data/real.npz", make_imageset(n=30, size=8, classes=5))
+    syn = make_imageset(n=15, size=8, classes=5, seed=1, splits=("train",))
+    write_npz(root / "data/synthetic.npz", ImageSet(syn.images, syn.labels, syn.class_names))
+    (root / "data/fidelity.json").write_text(json.dumps(_fidelity()))
+    (root / "gan").mkdir()
+    with open(root / "gan/log.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow("epoch step critic_loss gen_loss wasserstein gp lr images_per_s".split())
+        for step in range(6):
+            e = step // 2 + 1
+            w.writerow([e, step, -1 / e, 0.5 * e, 1 / e, "", 1e-4, 100.0])
+    config = {"data": {"spec": "../shared/data/<retina>.npz"}}
+    config["experiment"] = {"models": list(MODELS), "seeds": [0, 1], "bootstrap": 300}
+    (root / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, dict]:
+    run_dir = make_run_dir(tmp_path_factory.mktemp("run"))
+    return run_dir, build_report(run_dir)
+
+
+def _copy(run_dir: Path, dest: Path) -> Path:
+    shutil.copytree(run_dir, dest, ignore=shutil.ignore_patterns("report"))
+    return dest
+
+
+# ---------------------------------------------------------------------------------------------
+# numbers
+
+
+def test_results_json_means_and_stds(built):
+    run_dir, _ = built
+    saved = json.loads((run_dir / "report/results.json").read_text())
+    for protocol, extra in (("last", 0), ("best_val", 1)):
+        for (regime, model), counts in CORRECT.items():
+            cell = saved["table"][protocol][regime][model]
+            acc = [(k + extra) / 40 for k in counts]
+            assert cell["seeds"] == [0, 1]
+            assert cell["accuracy"]["mean"] == pytest.approx((acc[0] + acc[1]) / 2)
+            # ddof=1 with two values: |a - b| / sqrt(2)
+            assert cell["accuracy"]["std"] == pytest.approx(abs(acc[0] - acc[1]) / 2**0.5)
+            assert cell["accuracy"]["n"] == 2
+            aucs = [_auc(k + extra) for k in counts]
+            assert cell["auc"]["mean"] == pytest.approx(sum(aucs) / 2)
+            assert cell["qwk"]["mean"] == pytest.approx(sum(k + extra for k in counts) / 160)
+    assert saved["table"]["last"]["classic+gan"]["resnet18"]["accuracy"]["mean"] == 0.8
+    assert saved["floor"] == {"accuracy": 0.4, "class": "c0", "count": 16, "n": 40}
+    assert saved["bootstrap_resamples"] == 300  # read from config.yaml
+
+
+def test_table1_shape_and_paper_column(built):
+    run_dir, summary = built
+    table = summary["table1_markdown"].splitlines()
+    assert table[0] == (
+        "| augmentation | resnet18 (ours) | resnet18 (paper) | densenet121 (ours) "
+        "| densenet121 (paper) |"
+    )
+    assert [row.split("|")[1].strip() for row in table[2:]] == ["None", "Classic", "Classic+GAN"]
+    gan_row = [c.strip() for c in table[4].split("|")[1:-1]]
+    # ours: 0.75 and 0.85 -> 80.00 ± 7.07; no paper value for resnet18, 71.27 for densenet121
+    assert gan_row == ["Classic+GAN", "80.00 ± 7.07", "—", "51.25 ± 12.37", "71.27"]
+    rows = list(csv.DictReader(open(run_dir / "report/results.csv")))
+    assert len(rows) == 2 * 3 * 2 * 5  # protocols x regimes x models x metrics
+    densenet_none = [r for r in rows if r["regime"] == "none" and r["model"] == "densenet121"]
+    assert {r["paper_pct"] for r in densenet_none} == {"46.44", ""}
+    gan_acc = [r for r in rows if r["protocol"] == "last" and r["regime"] == "classic+gan"]
+    assert float(next(r["mean"] for r in gan_acc if r["metric"] == "accuracy")) == 0.8
+    md = (run_dir / "report/results.md").read_text()
+    assert "best-validation epoch" in md and "last epoch (the paper's protocol)" in md
+    assert "Majority-class floor: 40.00 %" in md
+
+
+def test_paired_comparison_both_protocols(built):
+    _, summary = built
+    for protocol in ("last", "best_val"):
+        comps = {(c["better"], c["model"]): c for c in summary["comparisons"][protocol]}
+        helped = comps[("classic+gan", "resnet18")]
+        # seeds paired: (30 - 20 + 34 - 22) / 2 / 40 = 27.5 points (the same at best-val)
+        assert helped["diff_points"] == pytest.approx(27.5)
+        low, high = helped["ci_points"]
+        assert 0 < low < 27.5 < high
+        assert helped["verdict"] == "helped"
+        assert "Classic+GAN beats Classic for resnet18 by 27.50 points" in helped["sentence"]
+        assert "excludes zero" in helped["sentence"]
+        flat = comps[("classic+gan", "densenet121")]
+        # per image: seed 0 gains 5, seed 1 loses 4 -> 0.5 / 40 = 1.25 points, noisy
+        assert flat["diff_points"] == pytest.approx(1.25)
+        assert flat["ci_points"][0] < 0 < flat["ci_points"][1]
+        assert flat["verdict"] == "no evidence"
+        assert flat["sentence"].startswith("Classic+GAN beats Classic for densenet121 by 1.25")
+        assert "includes zero: no evidence the GAN helped" in flat["sentence"]
+
+
+def _runs(correct: bool, seeds=(0, 1)) -> dict[int, Run]:
+    k = 40 if correct else 0
+    return {
+        s: Run(Path("."), {"test_labels": TEST_LABELS, "last": _block(k, 3), "best_val": {}})
+        for s in seeds
+    }
+
+
+def test_bootstrap_all_right_vs_all_wrong_both_directions():
+    up = paired_bootstrap(_runs(True), _runs(False), "last", resamples=200)
+    assert up["diff_points"] == 100.0 and up["ci_points"] == [100.0, 100.0]
+    sentence = verdict_sentence(up, "classic+gan", "classic", "resnet18", "the GAN")
+    assert up["verdict"] == "helped" and "interval excludes zero" in sentence
+    down = paired_bootstrap(_runs(False), _runs(True), "last", resamples=200)
+    assert down["ci_points"] == [-100.0, -100.0]
+    sentence = verdict_sentence(down, "classic+gan", "classic", "resnet18", "the GAN")
+    assert down["verdict"] == "worse"
+    assert sentence.startswith("Classic+GAN is worse than Classic for resnet18 by 100.00 points")
+    # seeds pair by number: no shared seed -> reported, not crashed
+    none = paired_bootstrap(_runs(True, (0,)), _runs(False, (1,)), "last", resamples=10)
+    assert "error" in none
+    assert "not available" in verdict_sentence(none, "classic+gan", "classic", "m", "the GAN")
+
+
+def test_bootstrap_is_seeded():
+    better, base = _runs(True), _runs(False)
+    base[0].metrics["last"] = _block(20, 3)
+    a = paired_bootstrap(better, base, "last", resamples=100, seed=3)
+    b = paired_bootstrap(better, base, "last", resamples=100, seed=3)
+    assert a == b
+    others = [paired_bootstrap(better, base, "last", resamples=100, seed=s) for s in range(4, 9)]
+    assert any(o["ci_points"] != a["ci_points"] for o in others)  # the seed is used
+
+
+# ---------------------------------------------------------------------------------------------
+# files: figures, fidelity, HTML
+
+
+def test_every_figure_is_a_valid_png(built):
+    run_dir, summary = built
+    assert summary["figures"] == list(FIGURES)
+    for name in FIGURES:
+        path = run_dir / "report" / name
+        with Image.open(path) as img:
+            assert img.format == "PNG"
+            width, height = img.size
+            img.verify()
+        assert width > 100 and height > 100, name
+
+
+def test_fidelity_copied_and_tabled(built):
+    run_dir, _ = built
+    assert json.loads((run_dir / "report/fidelity.json").read_text()) == _fidelity()
+    md = (run_dir / "report/results.md").read_text()
+    assert "| selected | vs test | 0.012 ± 0.003 | 35.5 | 0.61 | 0.42 | 0.9 | 0.55 | 40 |" in md
+    assert "**Memorisation (distance: pixel L1)**" in md
+    assert "| raw.fraction_within | 0.0625 |" in md and "| selected.fraction_within | — |" in md
+
+
+def test_html_is_self_contained(built):
+    run_dir, _ = built
+    html = (run_dir / "report/report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == len(FIGURES)
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    assert "<script" not in html and "<link" not in html
+    # the config is shown, escaped (jinja2 autoescape)
+    assert CONFIG_SENTINEL.replace("<", "&lt;").replace(">", "&gt;") in html
+    assert CONFIG_SENTINEL not in html
+    assert "Classic+GAN beats Classic for resnet18" in html
+    assert "80.00 ± 7.07" in html
+
+
+# ---------------------------------------------------------------------------------------------
+# missing pieces and errors
+
+
+def test_missing_synthetic_gan_and_fidelity_are_noted(built, tmp_path):
+    run_dir = _copy(built[0], tmp_path / "run")
+    (run_dir / "data/synthetic.npz").unlink()
+    (run_dir / "data/fidelity.json").unlink()
+    shutil.rmtree(run_dir / "gan")
+    (run_dir / "classify/classic/resnet18/seed0/curves.csv").unlink()  # mean of seed 1 only
+    for seed in (0, 1):
+        (run_dir / f"classify/classic+gan/resnet18/seed{seed}/curves.csv").unlink()
+    summary = build_report(run_dir)
+    assert "fig1_real_vs_synthetic.png" not in summary["figures"]
+    assert "gan_losses.png" not in summary["figures"]
+    assert not (run_dir / "report/fig1_real_vs_synthetic.png").exists()
+    assert (run_dir / "report/fig4_confusion_classic.png").is_file()
+    assert "fig2_curves_classic.png" in summary["figures"]
+    assert "fig3_curves_classic_gan.png" not in summary["figures"]  # its curves.csv is gone
+    md = (run_dir / "report/results.md").read_text()
+    assert "fig1_real_vs_synthetic.png skipped: data/synthetic.npz not found" in md
+    assert "gan/log.csv not found" in md and "data/fidelity.json not found" in md
+    assert "fig3_curves_classic_gan.png skipped: missing or unreadable input (no curves.csv" in md
+    assert (run_dir / "report/report.html").is_file()
+
+
+def test_one_seed_extra_regime_and_missing_cells(tmp_path):
+    run_dir = tmp_path / "run"
+    write_run(run_dir, "classic", "resnet18", 0, 20, 21)
+    write_run(run_dir, "gan", "resnet18", 0, 24, 22)
+    write_run(run_dir, "classic+gan", "densenet121", 5, 26, 26)
+    summary = build_report(run_dir)  # no data/, gan/ or config.yaml at all
+    assert summary["regimes"] == ["none", "classic", "classic+gan", "gan"]
+    assert summary["models"] == ["densenet121", "resnet18"]  # no config: sorted
+    cell = summary["table"]["last"]["gan"]["resnet18"]
+    assert cell["accuracy"] == {"mean": 0.6, "std": None, "n": 1, "values": [0.6]}
+    assert summary["table"]["last"]["none"]["resnet18"] is None
+    table = summary["table1_markdown"]
+    assert "| GAN only | missing | — | 60.00 (n=1) | — |" in table
+    assert "| None | missing | 46.44 | missing | — |" in table
+    md = (run_dir / "report/results.md").read_text()
+    assert "regime none: no results for densenet121, resnet18" in md
+    assert "not available (no classic+gan results)" in md
+    assert summary["figures"] == list(FIGURES[1:5])
+
+
+def test_custom_paper_table(built, tmp_path):
+    run_dir = _copy(built[0], tmp_path / "run")
+    summary = build_report(run_dir, paper_table={"classic": {"resnet18": 12.5}})
+    assert "| Classic | 52.50 ± 3.54 | 12.50 | 50.00 ± 3.54 | — |" in summary["table1_markdown"]
+
+
+def test_no_results_is_input_error(tmp_path):
+    (tmp_path / "classify").mkdir()
+    with pytest.raises(InputError, match="no classifier results"):
+        build_report(tmp_path)
+    with pytest.raises(InputError, match="not a directory"):
+        build_report(tmp_path / "nope")
+
+
+def test_corrupt_metrics_is_input_error(tmp_path):
+    out = write_run(tmp_path, "classic", "resnet18", 0, 20, 21)
+    metrics = json.loads((out / "metrics.json").read_text())
+    del metrics["best_val"]["test_pred"]
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(InputError, match="missing key 'best_val.test_pred'"):
+        build_report(tmp_path)
+
+
+def test_cli_report(built, tmp_path, cli, capsys):
+    run_dir = _copy(built[0], tmp_path / "run")
+    assert cli(["report", run_dir]) == 0
+    out = capsys.readouterr().out
+    assert str(run_dir / "report" / "results.md") in out
+    assert "| Classic+GAN | 80.00 ± 7.07 | — | 51.25 ± 12.37 | 71.27 |" in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli(["report", empty]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no classifier results" in err and len(err.splitlines()) == 1
+    assert not (empty / "report").exists()
