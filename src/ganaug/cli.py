@@ -152,5 +152,240 @@ def augment_cmd(
     _echo(f"wrote {out}\n{summarize(result)}", quiet)
 
 
+@app.command("run")
+def run_cmd(
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Data spec (default: profile's).")
+    ] = None,
+    size: Annotated[int | None, typer.Option("--size", help="Image side in pixels.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run dir (runs/<name>).")] = None,
+    sets: SetOpt = None,
+    executor: Annotated[
+        str | None, typer.Option("--executor", help="Grid executor: local or ray.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Local process pool.")] = None,
+    device: DeviceOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """The whole recipe: data, classic augmentation, GAN, selection, classifier grid, report.
+
+    Rerunning the same command resumes: finished artefacts and grid cells are skipped.
+
+    Examples:
+      ganaug run --profile smoke --data ../shared/data/retinamnist.npz --out runs/smoke
+      ganaug run --profile paper --device cuda --executor ray
+    """
+    from ganaug.experiment import run_experiment
+
+    extra = [f"data.spec={data}"] if data else []
+    extra += [f"data.size={size}"] if size is not None else []
+    extra += [f"experiment.executor={executor}"] if executor else []
+    extra += [f"experiment.workers={workers}"] if workers is not None else []
+    cfg = build_config(profile, sets, quiet=quiet, device=device, extra=extra)
+    run_dir = out or Path("runs") / cfg.experiment.name
+    report_dir = run_experiment(cfg, run_dir)
+    _echo(f"report: {report_dir / 'results.md'}", quiet)
+    results = report_dir / "results.md"
+    if results.is_file() and not quiet:
+        typer.echo(results.read_text())
+
+
+@app.command("classify")
+def classify_cmd(
+    train: Annotated[
+        list[Path], typer.Option("--train", help="Training npz (repeatable; train splits joined).")
+    ],
+    eval_data: Annotated[
+        Path, typer.Option("--eval", help="npz whose val/test splits are scored.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Run directory (rerun to resume).")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="resnet18, resnet50, resnet101, densenet121.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Classifier seed.")] = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    sets: SetOpt = None,
+    device: DeviceOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train a classifier on the --train splits; score val and test of --eval after every epoch.
+
+    Example: ganaug classify --train classic.npz --eval real.npz --model resnet101 --out runs/c
+    """
+    from ganaug.classify import fit_classifier
+    from ganaug.data import read_npz
+    from ganaug.runtime import RunLock
+
+    extra = [f"classify.model={model}"] if model else []
+    extra += [f"classify.seed={seed}"] if seed is not None else []
+    cfg = build_config(profile, sets, quiet=quiet, device=device, extra=extra)
+    seed_everything(cfg.classify.seed)
+    train_sets = [read_npz(path) for path in train]
+    real = read_npz(eval_data, required=("val", "test"))
+    with RunLock(out):
+        result = fit_classifier(train_sets, real, cfg, out)  # writes out/config.yaml first
+    last, best = result["last"], result["best_val"]
+    last_acc, best_acc = 100 * last["test"]["accuracy"], 100 * best["test"]["accuracy"]
+    seconds = ", ".join(f"{s:.1f}" for s in result["epoch_seconds"])
+    _echo(
+        f"wrote {out / 'metrics.json'}\n"
+        f"test accuracy: {last_acc:.2f} % at the last epoch ({last['epoch']}), {best_acc:.2f} % "
+        f"at the best-val epoch ({best['epoch']}, val {100 * best['val']['accuracy']:.2f} %)\n"
+        f"seconds per epoch: {seconds}",
+        quiet,
+    )
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory written by `ganaug run`.")],
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Tables, figures and a self-contained HTML page from a run directory's result files.
+
+    Reads files only (classify/*/*/seed*/metrics.json, curves.csv, gan/log.csv, data/*.npz,
+    data/fidelity.json, config.yaml) and writes RUN_DIR/report/. Prints results.md's path and
+    Table 1 (the Table 1 only without --quiet).
+
+    Example: ganaug report runs/retinamnist
+    """
+    from ganaug.report import build_report
+
+    set_quiet(quiet)
+    setup_logging()
+    logging.getLogger("ganaug").setLevel(logging.WARNING if quiet else logging.INFO)
+    summary = build_report(run_dir)
+    typer.echo(str(run_dir / "report" / "results.md"))
+    _echo(summary["table1_markdown"], quiet)
+
+
+@app.command("select")
+def select_cmd(
+    samples: Annotated[Path, typer.Option("--samples", help="Raw synthetic npz (gan sample).")],
+    real: Annotated[Path, typer.Option("--real", help="Real contract npz (its train split).")],
+    out: Annotated[Path, typer.Option("--out", help="Selected synthetic npz, e.g. synthetic.npz.")],
+    k: Annotated[int | None, typer.Option("--k", min=1, help="Images kept; paper: 443.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="GAN checkpoint for critic scores.")
+    ] = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    sets: SetOpt = None,
+    device: DeviceOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Score, label and keep the top K synthetic images under per-class quotas.
+
+    Writes --out, and selection.csv, fidelity.json, memorisation.png, selected_contact.png
+    beside it.
+
+    Example: ganaug select --samples raw.npz --real real.npz --k 443 --out synthetic.npz
+    --checkpoint gan/checkpoints/last.pt --set select.quota=balanced
+    """
+    from ganaug.data import read_npz, write_npz
+    from ganaug.select import select_samples
+
+    extra = [f"select.k={k}"] if k is not None else []
+    cfg = build_config(profile, sets, quiet=quiet, device=device, extra=extra)
+    refuse_overwrite(out, force)
+    if checkpoint is not None and not checkpoint.is_file():
+        raise InputError(f"--checkpoint {checkpoint}: file not found; check the path")
+    seed_everything(cfg.select.seed)
+    raw, real_set = read_npz(samples), read_npz(real)
+    result = select_samples(raw, real_set, cfg, out.parent, checkpoint=checkpoint)
+    write_npz(out, result)
+    save_config(cfg, out.with_suffix(".config.yaml"))
+    counts = " / ".join(f"{n}: {c}" for n, c in result.meta["kept_counts"].items())
+    short = result.meta["shortfall"]
+    _echo(
+        f"wrote {out} and selection.csv, fidelity.json beside it\n"
+        f"kept {len(result.labels['train'])} of {len(raw.labels['train'])} ({counts})"
+        + (f"\nshort of quota: {short}" if short else ""),
+        quiet,
+    )
+
+
+gan_app = typer.Typer(
+    help="Train the GAN on a train split, and sample images from its checkpoint.",
+    no_args_is_help=True,
+)
+app.add_typer(gan_app, name="gan")
+
+
+@gan_app.command("train")
+def gan_train_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Contract npz, e.g. classic.npz.")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory (rerun to resume).")],
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    sets: SetOpt = None,
+    device: DeviceOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train (or resume) the GAN on the train split of --data (train-derived images only).
+
+    Writes DIR/config.yaml, checkpoints/last.pt, log.csv, grids/epoch_XXXX.png, reals.png.
+    Example: ganaug gan train --data classic.npz --out runs/gan --set gan.epochs_lr1=2
+    """
+    from ganaug.data import read_npz
+    from ganaug.gan.train import train_gan
+    from ganaug.runtime import RunLock
+
+    cfg = build_config(profile, sets, quiet=quiet, device=device)
+    seed_everything(cfg.gan.seed)
+    real = read_npz(data)
+    with RunLock(out):
+        save_config(cfg, out / "config.yaml")
+        checkpoint = train_gan(real, cfg, out, source=str(data))
+    _echo(
+        f"wrote {checkpoint}\nlog: {out / 'log.csv'}, grids: {out / 'grids'}, "
+        f"reals: {out / 'reals.png'}",
+        quiet,
+    )
+
+
+@gan_app.command("sample")
+def gan_sample_cmd(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="DIR/checkpoints/last.pt.")],
+    out: Annotated[Path, typer.Option("--out", help="Output npz, e.g. synthetic_raw.npz.")],
+    n: Annotated[
+        int | None, typer.Option("--n", min=1, help="Images (default gan.n_samples).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", min=0, help="Seed of image 0 (image i: seed + i).")
+    ] = None,
+    profile: ProfileOpt = DEFAULT_PROFILE,
+    sets: SetOpt = None,
+    device: DeviceOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Generate images from a GAN checkpoint, one seed per image, plus a contact sheet PNG.
+
+    Example: ganaug gan sample --checkpoint runs/gan/checkpoints/last.pt --n 2000 --out raw.npz
+    """
+    from ganaug.data import summarize, write_npz
+    from ganaug.gan.sample import contact_sheet, sample_images
+    from ganaug.runtime import pick_device, save_image_grid
+
+    extra = [f"gan.n_samples={n}"] if n is not None else []
+    extra += [f"gan.sample_seed={seed}"] if seed is not None else []
+    cfg = build_config(profile, sets, quiet=quiet, device=device, extra=extra)
+    refuse_overwrite(out, force)
+    g = cfg.gan
+    samples = sample_images(
+        checkpoint, g.n_samples, g.sample_seed, device=pick_device(cfg.runtime.device)
+    )
+    write_npz(out, samples)
+    save_image_grid(out.with_suffix(".png"), contact_sheet(samples))
+    _echo(f"wrote {out} and {out.with_suffix('.png')}\n{summarize(samples)}", quiet)
+
+
 if __name__ == "__main__":
     app()

@@ -90,6 +90,7 @@ class GanConfig:
     gp_lambda: float = 10.0  # gradient-penalty weight for loss=wgan-gp; WGAN-GP recipe: 10
     adam_beta1: float = 0.5  # Adam beta1 for wgan-gp (0.5 or 0.0)
     adam_beta2: float = 0.9  # Adam beta2 for wgan-gp
+    critic_norm: Literal["auto", "batch", "none"] = "auto"  # critic batch norm; auto = wgan only
     diffaug: str = ""  # DiffAugment policy: comma list of color, translation, cutout; "" = off
     ema_decay: float = 0.0  # generator EMA decay used for sampling; 0 = off
     subset: int = 0  # train on the first N (stratified) images only; 0 = all (smoke tests)
@@ -109,6 +110,16 @@ class GanConfig:
             _check(getattr(self, name) >= 0, f"gan.{name}", getattr(self, name), ">= 0")
         _check(self.lr > 0 and self.lr2 > 0, "gan.lr/lr2", (self.lr, self.lr2), "> 0")
         _check(0.0 <= self.ema_decay < 1.0, "gan.ema_decay", self.ema_decay, "in [0, 1)")
+        _check(
+            not (self.loss == "wgan-gp" and self.critic_norm == "batch"),
+            "gan.critic_norm",
+            self.critic_norm,
+            "auto or none with gan.loss=wgan-gp (batch norm breaks the per-sample penalty)",
+        )
+        for name in ("adam_beta1", "adam_beta2"):
+            _check(0.0 <= getattr(self, name) < 1.0, f"gan.{name}", getattr(self, name), "[0, 1)")
+        _check(self.clip > 0, "gan.clip", self.clip, "> 0 (WGAN recipe: 0.01)")
+        _check(self.gp_lambda >= 0, "gan.gp_lambda", self.gp_lambda, ">= 0 (WGAN-GP recipe: 10)")
         allowed = {"color", "translation", "cutout"}
         parts = [p.strip() for p in self.diffaug.split(",") if p.strip()]
         _check(
@@ -128,15 +139,16 @@ class SelectConfig:
     k: int = 443  # synthetic images kept; paper: 443 of about 2000
     quota: str = "paper"  # balanced | paper | proportional | inverse | explicit list "101,96,..."
     min_nn_distance: float = (
-        0.02  # drop samples closer than this (mean abs pixel, 0..1) to a train image
+        0.02  # drop samples closer than this (RMS pixel difference, 0..1) to a train image
     )
     labeller: str = "resnet18"  # classifier (registry name) trained on the real train split
     labeller_epochs: int = 10  # epochs of labeller training
     labeller_batch_size: int = 64  # batch of labeller training
     labeller_lr: float = 1e-3  # learning rate of labeller training
-    min_confidence: float = 0.0  # drop samples whose labeller confidence is below this
+    min_confidence: float = 0.0  # drop samples the labeller gives less than this for their label
     critic_weight: float = 1.0  # weight of the critic-score rank in the combined rank
     confidence_weight: float = 1.0  # weight of the labeller-confidence rank in the combined rank
+    require_agreement: bool = False  # labelled samples: drop those the labeller puts elsewhere
     kid_subset_size: int = 100  # KID subset size (capped at the smaller set's size)
     kid_subsets: int = 50  # KID subsets averaged
     prdc_k: int = 5  # nearest-neighbour k of precision/recall/density/coverage
@@ -161,6 +173,17 @@ class SelectConfig:
         _check(0 <= self.min_confidence <= 1, "select.min_confidence", self.min_confidence, "[0,1]")
         _check(self.kid_subset_size >= 2, "select.kid_subset_size", self.kid_subset_size, ">= 2")
         _check(self.prdc_k >= 1, "select.prdc_k", self.prdc_k, ">= 1")
+        _check(self.kid_subsets >= 1, "select.kid_subsets", self.kid_subsets, ">= 1")
+        for name in ("labeller_epochs", "labeller_batch_size"):
+            _check(getattr(self, name) >= 1, f"select.{name}", getattr(self, name), ">= 1")
+        _check(self.labeller_lr > 0, "select.labeller_lr", self.labeller_lr, "> 0")
+        weights = (self.critic_weight, self.confidence_weight)
+        _check(
+            min(weights) >= 0 and sum(weights) > 0,
+            "select.critic_weight/confidence_weight",
+            weights,
+            "both >= 0, at least one > 0",
+        )
 
 
 @dataclass(frozen=True)
@@ -179,6 +202,7 @@ class ClassifyConfig:
         _check(self.lr > 0, "classify.lr", self.lr, "> 0")
         for name in ("batch_size", "epochs", "eval_batch_size"):
             _check(getattr(self, name) >= 1, f"classify.{name}", getattr(self, name), ">= 1")
+        _check(self.weight_decay >= 0, "classify.weight_decay", self.weight_decay, ">= 0")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,310 @@
+"""The whole recipe in one run directory: data -> classic -> GAN -> sampling -> selection -> grid.
+
+Implements the paper's experiment: classifiers trained on three training sets (Table 1 rows),
+`none` (the real train split), `classic` (the paper's classic augmentation, 1080 -> 4320) and
+`classic+gan` (classic plus the selected synthetic images, each with classic copies: 443 x 3 ->
+5649). Optional ablations: `gan` (real + selected synthetic, no classic) and
+`classic+gan-unselected` (classic + K random raw samples with the same copies).
+
+Every upstream artefact is skipped when it exists and was made by the same config (the section
+hash in its `meta`); the GAN and every classifier resume from their last checkpoint. The grid of
+(regime x model x seed) cells runs sequentially, in a local process pool, or as Ray tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ganaug import InputError
+from ganaug.augment import augment_imageset
+from ganaug.config import Config, config_from_dict, save_config
+from ganaug.data import ImageSet, load_spec, read_npz, write_npz
+from ganaug.runtime import RunLock, atomic_write_text, make_generator, setup_logging
+
+log = logging.getLogger("ganaug")
+
+GAN_REGIMES = ("classic+gan", "gan", "classic+gan-unselected")
+UPSTREAM = ("data", "augment", "gan", "select")  # sections whose change invalidates artefacts
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One classifier training: a pure function of its config and its training files."""
+
+    regime: str
+    model: str
+    seed: int
+
+    def out_dir(self, run_dir: Path) -> Path:
+        return run_dir / "classify" / self.regime / self.model / f"seed{self.seed}"
+
+
+def regime_train_files(regime: str) -> tuple[str, ...]:
+    """Files (relative to the run dir) whose train splits make up each regime's training set."""
+    return {
+        "none": ("data/real.npz",),
+        "classic": ("data/classic.npz",),
+        "classic+gan": ("data/classic.npz", "data/synthetic_classic.npz"),
+        "gan": ("data/real.npz", "data/synthetic.npz"),
+        "classic+gan-unselected": ("data/classic.npz", "data/unselected_classic.npz"),
+    }[regime]
+
+
+def grid_cells(cfg: Config) -> list[Cell]:
+    ex = cfg.experiment
+    return [Cell(r, m, s) for r in ex.regimes for m in ex.models for s in ex.seeds]
+
+
+# ---------------------------------------------------------------------------------------------
+# upstream stages, each skipped when its artefact exists with the same config hash
+
+
+def _fresh(path: Path, config_hash: str) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        return read_npz(path).meta.get("config_hash") == config_hash
+    except InputError:
+        return False  # a damaged artefact is rebuilt
+
+
+def stage_data(cfg: Config, run_dir: Path) -> ImageSet:
+    path = run_dir / "data" / "real.npz"
+    if _fresh(path, cfg.section_hash("data")):
+        log.info("data: %s is up to date", path)
+        return read_npz(path, required=("train", "val", "test"))
+    real = load_spec(cfg)
+    write_npz(path, real)
+    log.info("data: wrote %s (%s train images)", path, len(real.images["train"]))
+    return real
+
+
+def stage_classic(cfg: Config, run_dir: Path, real: ImageSet) -> ImageSet:
+    path = run_dir / "data" / "classic.npz"
+    if _fresh(path, cfg.section_hash("data", "augment")):
+        return read_npz(path)
+    classic = augment_imageset(
+        real,
+        cfg,
+        source=str(run_dir / "data" / "real.npz"),
+        preview=run_dir / "data" / "classic_preview.png",
+    )
+    write_npz(path, classic)
+    log.info("augment: wrote %s (%s images)", path, len(classic.images["train"]))
+    return classic
+
+
+def synthetic_copy_config(cfg: Config) -> Config:
+    """Classic copies of each synthetic image: `synthetic_copies` images in total per image.
+
+    The extra copies cycle through vertical flip, colour jitter, horizontal flip (3 -> original,
+    vflip, colour: the paper's 443 x 3).
+    """
+    extra = cfg.experiment.synthetic_copies - 1
+    counts = {"n_vflip": 0, "n_color": 0, "n_hflip": 0}
+    for i in range(extra):
+        counts[("n_vflip", "n_color", "n_hflip")[i % 3]] += 1
+    return cfg.replace(augment=counts)
+
+
+def stage_gan(cfg: Config, run_dir: Path, real: ImageSet, classic: ImageSet, device: Any) -> None:
+    """GAN training on the classic set, sampling, selection and the synthetic training files."""
+    from ganaug.gan.sample import sample_images
+    from ganaug.gan.train import train_gan
+    from ganaug.select import select_samples
+
+    data_dir = run_dir / "data"
+    gan_hash = cfg.section_hash("data", "augment", "gan")
+    ckpt = train_gan(
+        classic, cfg, run_dir / "gan", source=str(data_dir / "classic.npz"), device=device
+    )
+    raw_path = data_dir / "synthetic_raw.npz"
+    if not _fresh(raw_path, gan_hash):
+        raw = sample_images(ckpt, cfg.gan.n_samples, cfg.gan.sample_seed, device=device)
+        raw.meta["config_hash"] = gan_hash
+        write_npz(raw_path, raw)
+    raw = read_npz(raw_path)
+    sel_hash = cfg.section_hash("data", "augment", "gan", "select")
+    sel_path = data_dir / "synthetic.npz"
+    if not _fresh(sel_path, sel_hash):
+        selected = select_samples(raw, real, cfg, data_dir, checkpoint=ckpt, device=device)
+        selected.meta["config_hash"] = sel_hash
+        write_npz(sel_path, selected)
+    selected = read_npz(sel_path)
+    copies_cfg = synthetic_copy_config(cfg)
+    write_copies(data_dir / "synthetic_classic.npz", selected, copies_cfg, sel_hash)
+    if "classic+gan-unselected" in cfg.experiment.regimes:
+        unselected = random_subset(raw, len(selected.images["train"]), cfg.select.seed)
+        write_copies(data_dir / "unselected_classic.npz", unselected, copies_cfg, sel_hash)
+
+
+def write_copies(path: Path, data: ImageSet, copies_cfg: Config, config_hash: str) -> None:
+    full_hash = f"{config_hash}-{copies_cfg.section_hash('augment', 'experiment')}"
+    if _fresh(path, full_hash):
+        return
+    out = augment_imageset(data, copies_cfg, source=str(path.parent / "synthetic.npz"))
+    out.meta["config_hash"] = full_hash
+    write_npz(path, out)
+
+
+def random_subset(raw: ImageSet, k: int, seed: int) -> ImageSet:
+    """K random raw samples (the unselected ablation); labels as the generator gave them."""
+    n = len(raw.images["train"])
+    idx = torch.randperm(n, generator=make_generator(seed))[: min(k, n)].sort().values.numpy()
+    extras = {key: value[idx] for key, value in raw.extras.items()}
+    meta = dict(raw.meta, stage="random-subset", k=int(len(idx)))
+    return ImageSet(
+        {"train": raw.images["train"][idx]},
+        {"train": raw.labels["train"][idx]},
+        raw.class_names,
+        meta,
+        extras,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the grid
+
+
+def run_cell(run_dir: str, cfg_dict: dict[str, Any], cell: Cell, device: str | None) -> dict:
+    """Train and evaluate one cell; picklable, so it runs in a process pool or a Ray task."""
+    from ganaug.classify import fit_classifier
+
+    run_path = Path(run_dir)
+    cfg = config_from_dict(cfg_dict).replace(classify={"model": cell.model, "seed": cell.seed})
+    train = [read_npz(run_path / f) for f in regime_train_files(cell.regime)]
+    real = read_npz(run_path / "data" / "real.npz", required=("train", "val", "test"))
+    metrics = fit_classifier(train, real, cfg, cell.out_dir(run_path), device=device)
+    return {
+        "regime": cell.regime,
+        "model": cell.model,
+        "seed": cell.seed,
+        "test_accuracy_last": metrics["last"]["test"]["accuracy"],
+    }
+
+
+def run_grid(cfg: Config, run_dir: Path, device: str | None) -> list[dict]:
+    cells = grid_cells(cfg)
+    cfg_dict = cfg.to_dict()
+    ex = cfg.experiment
+    log.info(
+        "grid: %d cells (%s) with executor %s",
+        len(cells),
+        " x ".join(map(str, (len(ex.regimes), len(ex.models), len(ex.seeds)))),
+        ex.executor,
+    )
+    if ex.executor == "ray":
+        return _run_ray(cfg, run_dir, cells, cfg_dict, device)
+    if ex.workers > 1:
+        return _run_pool(run_dir, cells, cfg_dict, device, ex.workers)
+    results = []
+    for i, cell in enumerate(cells, 1):
+        start = time.perf_counter()
+        results.append(run_cell(str(run_dir), cfg_dict, cell, device))
+        log.info(
+            "cell %d/%d %s/%s/seed%d: test acc %.3f (%.0f s)",
+            i,
+            len(cells),
+            cell.regime,
+            cell.model,
+            cell.seed,
+            results[-1]["test_accuracy_last"],
+            time.perf_counter() - start,
+        )
+    return results
+
+
+def _pool_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _run_pool(
+    run_dir: Path, cells: list[Cell], cfg_dict: dict, device: str | None, workers: int
+) -> list[dict]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_pool_init, initargs=(threads,)
+    ) as pool:
+        futures = [pool.submit(run_cell, str(run_dir), cfg_dict, c, device) for c in cells]
+        return [f.result() for f in futures]
+
+
+def _run_ray(
+    cfg: Config, run_dir: Path, cells: list[Cell], cfg_dict: dict, device: str | None
+) -> list[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--executor ray needs Ray: pip install 'ganaug[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS") or None,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    ex = cfg.experiment
+    task = ray.remote(num_gpus=ex.gpus_per_cell, num_cpus=1, max_retries=ex.retries)(run_cell)
+    try:
+        refs = [task.remote(str(run_dir.resolve()), cfg_dict, c, device) for c in cells]
+        return ray.get(refs)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole run
+
+
+def check_run_config(cfg: Config, run_dir: Path) -> None:
+    """Refuse to mix artefacts of different upstream configs in one run directory."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        old = config_from_dict(yaml.safe_load(path.read_text()))
+    except (InputError, yaml.YAMLError):
+        return
+    changed = [s for s in UPSTREAM if old.section_hash(s) != cfg.section_hash(s)]
+    if changed:
+        raise InputError(
+            f"{run_dir}: holds a run made with a different {', '.join(changed)} config; "
+            "use another --out (or delete that directory to start over)"
+        )
+
+
+def run_experiment(cfg: Config, run_dir: Path, *, device: str | None = None) -> Path:
+    """Run everything into `run_dir` (resumable) and build the report; returns the report dir."""
+    run_dir = Path(run_dir)
+    check_run_config(cfg, run_dir)
+    with RunLock(run_dir):
+        save_config(cfg, run_dir / "config.yaml")
+        setup_logging(log_file=run_dir / "log.txt")
+        start = time.perf_counter()
+        log.info("run: %s (profile %s)", run_dir, cfg.profile)
+        real = stage_data(cfg, run_dir)
+        classic = stage_classic(cfg, run_dir, real)
+        if any(r in GAN_REGIMES for r in cfg.experiment.regimes):
+            stage_gan(cfg, run_dir, real, classic, device)
+        run_grid(cfg, run_dir, device)
+        from ganaug.report import build_report
+
+        build_report(run_dir)
+        seconds = time.perf_counter() - start
+        log.info("run: done in %.0f s; report in %s", seconds, run_dir / "report")
+        atomic_write_text(run_dir / "report" / "wall_time.txt", f"{seconds:.1f}\n")
+    return run_dir / "report"

@@ -1,0 +1,284 @@
+"""GAN training loop (PAPER.md "GAN training": batch 8, lr 1e-4 for 800 epochs then 5e-5 for 600,
+train split only).
+
+An epoch is one pass over the (classically augmented) train images: every critic step takes the
+next real batch, every `n_critic` critic steps are followed by one generator step (the WGAN
+reference loop), so an epoch has N / (batch_size * n_critic) generator steps. `per_class` runs one
+such epoch per class GAN. The learning rate is a function of the epoch (gan.lr up to epochs_lr1,
+then gan.lr2), so there is no scheduler state to save.
+
+Output directory: checkpoints/last.pt (every gan.ckpt_every epochs and at the end; rerunning on
+the directory resumes), log.csv, grids/epoch_XXXX.png (fixed z; rows = classes when the GAN has
+labels), reals.png. Randomness: one explicit generator (seeded gan.seed + 1) drives batching,
+latents, interpolation weights and DiffAugment; an interrupted run resumed from its checkpoint
+ends bitwise identical (on CPU) to an uninterrupted one.
+
+Deviation: no bf16 autocast / DDP for the GAN (double backward of the gradient penalty).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganaug import InputError
+from ganaug.config import Config, GanConfig
+from ganaug.data import ImageSet, require_train_only
+from ganaug.gan import losses
+from ganaug.gan.diffaug import diff_augment, parse_policy
+from ganaug.gan.monitor import LOG_COLUMNS, EpochStats, LossLog, NanGuard, TrainingDiverged
+from ganaug.gan.nets import from_uint8, sample_z, to_uint8
+from ganaug.gan.state import (
+    GanUnit,
+    build_units,
+    check_resumable,
+    data_fingerprint,
+    ema_update,
+    load_checkpoint,
+    model_args,
+    restore_rng,
+    restore_units,
+    save_checkpoint,
+)
+from ganaug.runtime import make_generator, pick_device, progress, save_image_grid
+
+log = logging.getLogger("ganaug")
+
+__all__ = ["LOG_COLUMNS", "TrainingDiverged", "train_gan"]
+
+GRID_COLS = 8
+
+
+def train_gan(
+    data: ImageSet,
+    cfg: Config,
+    out_dir: Path,
+    *,
+    source: str = "",
+    device: torch.device | str | None = None,
+    stop_after: int | None = None,
+) -> Path:
+    """Train (or resume) the GAN on data's train split; returns out_dir/checkpoints/last.pt.
+
+    `stop_after` ends the run after that epoch, with a checkpoint, as an interruption would.
+    """
+    g, out_dir, where = cfg.gan, Path(out_dir), source or "the GAN training data"
+    require_train_only(data, where, "GAN training")
+    device = torch.device(device) if device is not None else pick_device(cfg.runtime.device)
+    images, labels = training_tensors(data, g, where)
+    args = model_args(tuple(images.shape[1:]), data.num_classes, g)
+    fingerprint = data_fingerprint(images, labels)
+    units = build_units(args, g, labels, device)
+    rng = make_generator(g.seed + 1, device)
+    ckpt_path = out_dir / "checkpoints" / "last.pt"
+    epoch, step, skips = resume(ckpt_path, units, rng, args, cfg, fingerprint)
+    if epoch >= g.epochs:
+        return ckpt_path
+    save_image_grid(out_dir / "reals.png", real_rows(images, labels, data.num_classes))
+    loss_log = LossLog(out_dir / "log.csv", keep_through=epoch)
+    guard = NanGuard(g, ckpt_path, epoch if ckpt_path.is_file() else None, skips)
+    x, y = images.to(device), labels.to(device)  # uint8 (N, H, W, C), int64 (N,)
+    policy = parse_policy(g.diffaug)
+    info = {
+        "model_args": args,
+        "config": cfg.to_dict(),
+        "config_hash": cfg.section_hash("data", "augment", "gan"),
+        "class_names": list(data.class_names),
+        "data_fingerprint": fingerprint,
+        "source": source,
+    }
+    bar = progress(range(epoch + 1, g.epochs + 1), initial=epoch, total=g.epochs, desc="gan")
+    for epoch in bar:
+        lr = g.lr if epoch <= g.epochs_lr1 else g.lr2
+        guard.epoch, started, stats = epoch, time.perf_counter(), EpochStats()
+        for unit in units:
+            for group in [*unit.opt_g.param_groups, *unit.opt_d.param_groups]:
+                group["lr"] = lr
+            step = train_epoch(unit, x, y, g, policy, rng, stats, guard, step)
+
+        # maintenance: log, grid, checkpoint
+        row = stats.row(epoch, step, lr, time.perf_counter() - started)
+        loss_log.append(row)
+        bar.set_postfix(W=f"{row['wasserstein']:.3f}", refresh=False)
+        done = epoch == g.epochs or epoch == stop_after
+        if epoch % g.grid_every == 0 or done:
+            grid = fixed_grid(units, args, g)
+            save_image_grid(out_dir / "grids" / f"epoch_{epoch:04d}.png", grid)
+        if epoch % g.ckpt_every == 0 or done:
+            extra = {"epoch": epoch, "step": step, "nan_skips": guard.skips}
+            save_checkpoint(ckpt_path, units, rng, **info, **extra)
+            guard.good_epoch = epoch
+        if epoch == stop_after:
+            break
+    log.info("GAN at epoch %d of %d: %s", epoch, g.epochs, ckpt_path)
+    return ckpt_path
+
+
+def train_epoch(
+    unit: GanUnit,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    g: GanConfig,
+    policy: tuple[str, ...],
+    rng: torch.Generator,
+    stats: EpochStats,
+    guard: NanGuard,
+    step: int,
+) -> int:
+    """One pass over the unit's rows; returns the updated global generator-step count."""
+    rows = unit.rows[torch.randperm(len(unit.rows), generator=rng, device=rng.device)]
+    batch = min(g.batch_size, len(rows))
+    n_batches = len(rows) // batch
+    conditional = unit.generator.embed is not None
+    for r in range(max(1, n_batches // g.n_critic)):
+        # critic steps: each takes the next real batch
+        for k in range(g.n_critic):
+            b = (r * g.n_critic + k) % n_batches
+            idx = rows[b * batch : (b + 1) * batch]
+            real = from_uint8(x[idx])  # (B, C, H, W) in [-1, 1]
+            critic_step(unit, real, y[idx] if conditional else None, g, policy, rng, stats, guard)
+
+        # generator step: fake labels follow the data's class frequencies
+        pick = torch.randint(len(rows), (batch,), generator=rng, device=rng.device)
+        step += 1
+        guard.step = step
+        generator_step(
+            unit, batch, y[rows[pick]] if conditional else None, g, policy, rng, stats, guard
+        )
+        if unit.ema is not None:
+            ema_update(unit.ema, unit.generator, g.ema_decay)
+    return step
+
+
+def critic_step(
+    unit: GanUnit,
+    real: torch.Tensor,
+    labels: torch.Tensor | None,
+    g: GanConfig,
+    policy: tuple[str, ...],
+    rng: torch.Generator,
+    stats: EpochStats,
+    guard: NanGuard,
+) -> None:
+    critic = unit.critic
+    with torch.no_grad():
+        fake = unit.generator(sample_z(len(real), g.z_dim, g.z_dist, rng), labels)
+    real_in, fake_in = diff_augment(real, policy, rng), diff_augment(fake, policy, rng)
+    real_scores, fake_scores = critic(real_in, labels), critic(fake_in, labels)
+    loss = losses.critic_loss(real_scores, fake_scores)
+    penalty = torch.zeros((), device=real.device)
+    if g.loss == "wgan-gp":
+        alpha = torch.rand(len(real), 1, 1, 1, generator=rng, device=real.device)
+        penalty = losses.gradient_penalty(lambda v: critic(v, labels), real_in, fake_in, alpha)
+        loss = loss + g.gp_lambda * penalty
+    unit.opt_d.zero_grad(set_to_none=True)
+    if guard.finite(loss, "critic"):
+        loss.backward()
+        unit.opt_d.step()
+        w = losses.wasserstein_estimate(real_scores, fake_scores)
+        stats.add(critic_loss=loss.item(), wasserstein=w.item(), gp=penalty.item())
+        stats.images += len(real)
+    if g.loss == "wgan":
+        losses.clip_weights_(critic.parameters(), g.clip)
+
+
+def generator_step(
+    unit: GanUnit,
+    batch: int,
+    labels: torch.Tensor | None,
+    g: GanConfig,
+    policy: tuple[str, ...],
+    rng: torch.Generator,
+    stats: EpochStats,
+    guard: NanGuard,
+) -> None:
+    unit.critic.requires_grad_(False)  # gradients flow through the critic, not into it
+    fake = unit.generator(sample_z(batch, g.z_dim, g.z_dist, rng), labels)
+    loss = losses.generator_loss(unit.critic(diff_augment(fake, policy, rng), labels))
+    unit.opt_g.zero_grad(set_to_none=True)
+    if guard.finite(loss, "generator"):
+        loss.backward()
+        unit.opt_g.step()
+        stats.add(gen_loss=loss.item())
+    unit.critic.requires_grad_(True)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers outside the loop
+
+
+def resume(
+    path: Path, units: list[GanUnit], rng: torch.Generator, args: dict, cfg: Config, data: str
+) -> tuple[int, int, int]:
+    """Load a compatible checkpoint into units and rng: (epoch, step, nan skips); zeros if none."""
+    if not path.is_file():
+        return 0, 0, 0
+    ckpt = load_checkpoint(path)
+    check_resumable(ckpt, path, args, cfg, data)
+    restore_units(ckpt, path, units)
+    restore_rng(ckpt["rng"], rng)
+    log.info("resuming %s at epoch %d of %d", path, ckpt["epoch"], cfg.gan.epochs)
+    return ckpt["epoch"], ckpt["step"], ckpt["nan_skips"]
+
+
+def training_tensors(
+    data: ImageSet, g: GanConfig, where: str = "the GAN training data"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The train split (or its stratified gan.subset) as uint8 (N, H, W, C) and int64 (N,)."""
+    images = torch.from_numpy(np.ascontiguousarray(data.images["train"]))
+    labels = torch.from_numpy(data.labels["train"].astype(np.int64))
+    if g.subset and g.subset < len(labels):
+        keep = stratified_subset(labels, g.subset, make_generator(g.seed))
+        images, labels = images[keep], labels[keep]
+    counts = torch.bincount(labels, minlength=data.num_classes).tolist()
+    if g.mode == "per_class" and min(counts) == 0:
+        raise InputError(
+            f"{where}: gan.mode=per_class needs images of every class; train counts {counts}. "
+            "Use gan.mode=conditional or a larger gan.subset"
+        )
+    return images, labels
+
+
+def stratified_subset(labels: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """About n row indices (sorted) with each class in proportion, at least one per class."""
+    order = torch.randperm(len(labels), generator=generator)
+    keep = []
+    for c in torch.unique(labels):
+        rows = order[labels[order] == c]
+        keep.append(rows[: max(1, round(n * len(rows) / len(labels)))])
+    return torch.sort(torch.cat(keep)).values
+
+
+def real_rows(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> np.ndarray:
+    """(classes, GRID_COLS, H, W, C): the first training images of each class, black padding."""
+    grid = np.zeros((num_classes, GRID_COLS, *images.shape[1:]), dtype=np.uint8)
+    for c in range(num_classes):
+        chosen = images[labels == c][:GRID_COLS].numpy()
+        grid[c, : len(chosen)] = chosen
+    return grid
+
+
+@torch.no_grad()
+def fixed_grid(units: list[GanUnit], args: dict, g: GanConfig) -> np.ndarray:
+    """Samples from fixed latents: (classes, 8, ...) with one z per column, or 8 x 8 unlabelled."""
+    rows = args["num_classes"] if args["mode"] != "unconditional" else GRID_COLS
+    z = sample_z(rows * GRID_COLS, g.z_dim, g.z_dist, make_generator(g.seed + 2))
+    if args["mode"] != "unconditional":
+        z = z[:GRID_COLS].repeat(rows, 1)  # the same z in every class row
+    labels = torch.arange(rows).repeat_interleave(GRID_COLS)
+    out = []
+    for c in range(rows):
+        unit = units[c] if args["mode"] == "per_class" else units[0]
+        sl = slice(c * GRID_COLS, (c + 1) * GRID_COLS)
+        device = next(unit.generator.parameters()).device
+        lab = labels[sl].to(device) if args["mode"] == "conditional" else None
+        gen = unit.sampler
+        was_training = gen.training
+        gen.eval()
+        out.append(to_uint8(gen(z[sl].to(device), lab)))
+        gen.train(was_training)
+    return np.stack(out)  # (rows, GRID_COLS, H, W, C)

@@ -1,0 +1,134 @@
+"""Sampling from a checkpoint (per-image seeds, labels), critic scores, and the `gan` commands."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_imageset
+from ganaug import InputError
+from ganaug.config import load_config
+from ganaug.data import read_npz, write_npz
+from ganaug.gan.sample import critic_scores, sample_images
+from ganaug.gan.train import train_gan
+
+TINY = [
+    "gan.width=16",
+    "gan.z_dim=8",
+    "gan.batch_size=8",
+    "gan.n_critic=2",
+    "gan.subset=0",
+    "gan.epochs_lr1=1",
+    "gan.epochs_lr2=1",
+    "runtime.device=cpu",
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """One tiny trained GAN per mode (module-scoped: trained once). Enough steps for the
+    generator's batch-norm running statistics (used when sampling) to settle."""
+    data = make_imageset(n=192, size=16, classes=3)
+    out = {}
+    for mode in ("unconditional", "conditional", "per_class"):
+        sets = [f"gan.mode={mode}", "gan.ema_decay=0.5", "gan.n_critic=1", "gan.lr=1e-3"]
+        sets += ["gan.epochs_lr1=3"]
+        cfg = load_config("smoke", TINY + sets)
+        out[mode] = train_gan(data, cfg, tmp_path_factory.mktemp(mode))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["unconditional", "conditional", "per_class"])
+def test_samples_carry_seeds_labels_and_provenance(checkpoints, mode):
+    samples = sample_images(checkpoints[mode], 7, 0, device="cpu", batch_size=3)
+    images, labels = samples.images["train"], samples.labels["train"]
+    assert images.shape == (7, 16, 16, 3) and images.dtype == np.uint8
+    assert samples.extras["train_seeds"].tolist() == list(range(7))
+    assert samples.class_names == ("c0", "c1", "c2")
+    assert samples.meta["source_splits"] == {"train": ["synthetic"]}
+    assert samples.meta["gan_mode"] == mode and samples.meta["stage"] == "gan-sample"
+    if mode == "unconditional":
+        assert labels.tolist() == [0] * 7 and samples.meta["labelled"] is False
+    else:
+        assert labels.tolist() == [i % 3 for i in range(7)] and samples.meta["labelled"] is True
+    assert len({img.tobytes() for img in images}) == 7  # every seed gives its own image
+
+
+@pytest.mark.parametrize("mode", ["conditional", "per_class"])
+def test_same_seed_same_images_and_one_seed_regenerates_one_image(checkpoints, mode):
+    first = sample_images(checkpoints[mode], 6, 10, device="cpu")
+    again = sample_images(checkpoints[mode], 6, 10, device="cpu", batch_size=4)
+    other = sample_images(checkpoints[mode], 6, 11, device="cpu")
+    assert np.array_equal(first.images["train"], again.images["train"])
+    assert not np.array_equal(first.images["train"], other.images["train"])
+    alone = sample_images(checkpoints[mode], 1, 14, device="cpu")
+    assert alone.labels["train"][0] == first.labels["train"][4]
+    assert np.array_equal(alone.images["train"][0], first.images["train"][4])
+
+
+def test_critic_scores_use_the_label_where_the_gan_has_classes(checkpoints):
+    images = make_imageset(n=6, size=16, seed=3).images["train"]
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    for mode in ("conditional", "per_class"):
+        scores = critic_scores(checkpoints[mode], images, labels, device="cpu")
+        shifted = critic_scores(checkpoints[mode], images, (labels + 1) % 3, device="cpu")
+        assert scores.shape == (6,) and np.isfinite(scores).all()
+        assert not np.allclose(scores, shifted)
+        with pytest.raises(InputError, match="needs one label per image"):
+            critic_scores(checkpoints[mode], images, None)
+    plain = critic_scores(checkpoints["unconditional"], images, None, device="cpu")
+    assert np.array_equal(plain, critic_scores(checkpoints["unconditional"], images, labels))
+    with pytest.raises(InputError, match="uint8 images"):
+        critic_scores(checkpoints["unconditional"], images[:, :8, :8], None)
+
+
+def test_gan_commands_train_and_sample(tmp_path: Path, cli, capsys):
+    data = tmp_path / "tiny.npz"
+    write_npz(data, make_imageset(n=24, size=16, classes=3, splits=("train",)))
+    run = tmp_path / "gan"
+    sets = [a for s in TINY for a in ("--set", s)]
+    assert cli(["gan", "train", "--data", data, "--out", run, "--profile", "smoke", *sets]) == 0
+    assert "checkpoints/last.pt" in capsys.readouterr().out
+    assert (run / "config.yaml").is_file() and (run / "log.csv").is_file()
+    assert not (run / "run.lock").exists()
+    assert cli(["gan", "train", "--data", data, "--out", run, "--profile", "smoke", *sets]) == 0
+    raw = tmp_path / "raw.npz"
+    ckpt = run / "checkpoints" / "last.pt"
+    args = ["gan", "sample", "--checkpoint", ckpt, "--n", 10, "--out", raw, "--seed", 3]
+    assert cli(args) == 0
+    assert "train: 10 images 16x16x3" in capsys.readouterr().out
+    samples = read_npz(raw)
+    assert samples.extras["train_seeds"].tolist() == list(range(3, 13))
+    assert samples.labels["train"].tolist() == [s % 3 for s in range(3, 13)]  # smoke: conditional
+    assert (tmp_path / "raw.png").is_file()
+    assert cli(args) == 2  # no silent overwrite
+    assert "--force" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["gan", "sample", "--checkpoint", "{tmp}/none.pt", "--out", "{tmp}/o.npz"], "not found"),
+        (["gan", "train", "--data", "{tiny}", "--out", "{tmp}/g"], "multiple of 16"),
+        (["gan", "train", "--data", "{leaky}", "--out", "{tmp}/g"], "val split"),
+        (["gan", "train", "--data", "{tiny}", "--out", "{tmp}/g", "--set", "gan.loss=x"], "loss"),
+    ],
+)
+def test_gan_commands_bad_input_exit_2(tmp_path, tiny_npz, cli, capsys, args, needle):
+    leaky = make_imageset(n=24, size=16)
+    leaky.meta["source_splits"] = {"train": ["val"], "val": ["val"], "test": ["test"]}
+    write_npz(tmp_path / "leaky.npz", leaky)
+    argv = [a.format(tmp=tmp_path, tiny=tiny_npz, leaky=tmp_path / "leaky.npz") for a in args]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "g" / "checkpoints").exists()
