@@ -17,8 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/ganaug data --data $(DATA) --out $(OUT)/data/real.npz --profile $(PROFILE) --force
-	$(BIN)/ganaug augment --data $(OUT)/data/real.npz --out $(OUT)/data/classic.npz --profile $(PROFILE) --force
+	$(BIN)/ganaug run --profile $(PROFILE) --data $(DATA) --out $(OUT)
 
 lint: setup
 	$(BIN)/ruff check src tests $(wildcard bench)

@@ -64,3 +64,15 @@ def cli():
 
 def pytest_configure(config):
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tests use tiny tensors: one torch thread is fastest, and two threads on two busy cores
+    mostly wait on each other. Subprocess tests (the CLI end to end) keep torch's default."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from ganaug import InputError
 from ganaug.classify import CURVE_COLUMNS, fit_classifier, load_classifier, predict
@@ -14,15 +13,6 @@ from ganaug.config import load_config
 from ganaug.data import ImageSet, write_npz
 
 EPOCHS = 3
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: with the 2 cores shared, two threads mostly wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _imageset(n=40, size=16, classes=3, seed=0, splits=("train", "val", "test")) -> ImageSet:

@@ -17,15 +17,6 @@ from ganaug.classify import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: with the 2 cores shared, two threads mostly wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("channels", [3, 1])
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_trains_one_step(name, channels):

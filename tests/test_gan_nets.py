@@ -10,15 +10,6 @@ from ganaug.gan.nets import Critic, Generator, base_side, build_pair, from_uint8
 from ganaug.runtime import make_generator
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny nets run fastest on one thread (and 2 threads on 2 busy cores are far slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def args(width=32, size=64, mode="unconditional", batch_norm=False, channels=3):
     return {
         "mode": mode,

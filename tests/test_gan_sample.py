@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import make_imageset
 from ganaug import InputError
@@ -23,14 +22,6 @@ TINY = [
     "gan.epochs_lr2=1",
     "runtime.device=cpu",
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -329,7 +329,7 @@ def gan_train_cmd(
 ) -> None:
     """Train (or resume) the GAN on the train split of --data (train-derived images only).
 
-    Writes DIR/config.yaml, checkpoints/last.pt, log.csv, grids/epoch_XXXX.png, reals.png.
+    Writes DIR/config.yaml, checkpoints/last.pt, log.csv, grids/epoch_NNNN.png, reals.png.
     Example: ganaug gan train --data classic.npz --out runs/gan --set gan.epochs_lr1=2
     """
     from ganaug.data import read_npz

@@ -8,7 +8,7 @@ such epoch per class GAN. The learning rate is a function of the epoch (gan.lr u
 then gan.lr2), so there is no scheduler state to save.
 
 Output directory: checkpoints/last.pt (every gan.ckpt_every epochs and at the end; rerunning on
-the directory resumes), log.csv, grids/epoch_XXXX.png (fixed z; rows = classes when the GAN has
+the directory resumes), log.csv, grids/epoch_NNNN.png (fixed z; rows = classes when the GAN has
 labels), reals.png. Randomness: one explicit generator (seeded gan.seed + 1) drives batching,
 latents, interpolation weights and DiffAugment; an interrupted run resumed from its checkpoint
 ends bitwise identical (on CPU) to an uninterrupted one.
