@@ -14,6 +14,13 @@ accuracy reported. Where the paper is silent (our settings, PAPER.md):
 Determinism: initialisation is seeded from `classify.seed` inside `torch.random.fork_rng`, so the
 global RNG is left untouched; shuffling draws from an explicit `torch.Generator` whose state goes
 into last.pt, so a resumed run continues to the same result (bit-exact on CPU).
+
+Scale-out: under `torchrun --nproc_per_node=N` the model trains as DistributedDataParallel (gloo on
+CPU, nccl on CUDA). `classify.batch_size` stays the global batch: each rank trains on
+batch_size / N images of its shard order[rank::N] of the shared epoch order. Batch-norm statistics
+are per rank (SyncBatchNorm has no CPU kernel), so N processes match one process whose batch norm
+sees batch_size / N images at a time ("ghost" batch norm), not a plain one-process run exactly;
+the running statistics written are rank 0's. Every rank evaluates; rank 0 alone writes files.
 """
 
 from __future__ import annotations
@@ -40,10 +47,16 @@ from ganaug.config import Config, save_config
 from ganaug.data import ImageSet, require_train_only
 from ganaug.metrics import classification_metrics
 from ganaug.runtime import (
+    all_finite,
+    all_reduce_sum,
     atomic_path,
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    barrier,
+    dist_info,
+    init_distributed,
+    is_main,
     make_generator,
     pick_device,
     progress,
@@ -152,6 +165,19 @@ def _autocast(device: torch.device, amp: bool):
     )
 
 
+class ClassifierDiverged(RuntimeError):
+    """A training loss became NaN or infinite; the message names the epoch, the batch and the
+    last good checkpoint (the CLI prints it on one line and exits with 1)."""
+
+
+class NonFiniteLoss(ClassifierDiverged):
+    """Raised by train_one_epoch at the first non-finite batch loss; `batch` is 1-based."""
+
+    def __init__(self, batch: int, batches: int, value: float) -> None:
+        super().__init__(f"non-finite loss {value} at batch {batch} of {batches}")
+        self.batch, self.batches, self.value = batch, batches, value
+
+
 def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """scikit-learn's "balanced" weights n / (K * count_k); 0 for a class with no images."""
     counts = torch.bincount(labels.cpu(), minlength=num_classes).float()
@@ -169,14 +195,26 @@ def train_one_epoch(
     generator: torch.Generator,
     amp: bool = False,
     bar: Any = None,
+    rank: int = 0,
+    world: int = 1,
 ) -> tuple[float, float]:
-    """One shuffled pass over uint8 `images` (N, H, W, C); returns (mean loss, accuracy)."""
+    """One shuffled pass over uint8 `images` (N, H, W, C); returns (mean loss, accuracy).
+
+    A NaN or infinite batch loss raises NonFiniteLoss before the optimiser step, so the weights
+    stay those of the last finite step. With `world` > 1 (DDP), every rank draws the same order
+    from the same generator and trains on its shard order[rank::world] (the last N % world
+    images of the order sit the epoch out, so every rank runs the same number of steps);
+    `batch_size` is then the per-rank batch, and the returned means cover all ranks.
+    """
     model.train()
     device = images.device
     order = torch.randperm(len(images), generator=generator).to(device)
+    if world > 1:
+        order = order[: len(order) - len(order) % world][rank::world]
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
+    batches = -(-len(order) // batch_size)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         if len(idx) < 2:  # BatchNorm cannot train on a single image: drop a 1-image tail
@@ -185,6 +223,8 @@ def train_one_epoch(
         with _autocast(device, amp):
             logits = model(x).float()  # (B, K)
         loss = criterion(logits, y)
+        if not all_finite(loss):  # one sync per batch: cheap next to the backward pass
+            raise NonFiniteLoss(start // batch_size + 1, batches, loss.item())
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -193,6 +233,10 @@ def train_one_epoch(
         seen += len(idx)
         if bar is not None:
             bar.update(1)
+    if world > 1:  # (3,): loss sum, correct, seen over all ranks
+        sums = [float(total_loss), float(correct), seen]
+        sums = all_reduce_sum(torch.tensor(sums, dtype=torch.float64, device=device)).tolist()
+        total_loss, correct, seen = sums[0], sums[1], int(sums[2])
     return float(total_loss) / max(seen, 1), float(correct) / max(seen, 1)
 
 
@@ -328,7 +372,8 @@ class _Run:
     out_dir: Path
     config_hash: str
     device: torch.device
-    model: nn.Module
+    model: nn.Module  # what checkpoints hold and evaluation runs
+    net: nn.Module  # what trains: `model`, or its DistributedDataParallel wrapper under torchrun
     optimiser: torch.optim.Optimizer
     criterion: nn.Module
     generator: torch.Generator
@@ -352,8 +397,10 @@ def fit_classifier(
 
     Resumes from out_dir/last.pt; returns the existing metrics.json when it holds the same config
     hash (classify section + data). `on_epoch(row)` runs after each epoch's checkpoint (a test
-    stops a run by raising from it). Writes config.yaml first, then per epoch curves.csv, last.pt
-    and best.pt, then the figures, and metrics.json last (its presence marks a finished run).
+    stops a run by raising from it). Writes config.yaml first (once every input and any last.pt
+    checked out), then per epoch curves.csv, last.pt and best.pt, then the figures, and
+    metrics.json last (its presence marks a finished run). A non-finite loss raises
+    ClassifierDiverged naming the epoch, the batch and the last good checkpoint.
     """
     out_dir = Path(out_dir)
     images, labels, class_names = merge_train(train)
@@ -365,11 +412,17 @@ def fit_classifier(
     if finished is not None:
         log.info("%s: finished with the same config; skipped", out_dir / "metrics.json")
         return finished
-    save_config(cfg, out_dir / "config.yaml")
     run = _start(cfg, out_dir, config_hash, arrays, class_names, device)
-    _resume(run)
+    _resume(run)  # a checkpoint of another config is refused before anything is written
+    if is_main():
+        save_config(cfg, out_dir / "config.yaml")
     _train_epochs(run, on_epoch)
-    return _finish(run)
+    if not is_main():  # rank 0 writes the figures and metrics.json; the others then read it
+        barrier()
+        return _finished(out_dir / "metrics.json", config_hash) or {}
+    result = _finish(run)
+    barrier()
+    return result
 
 
 def _start(
@@ -384,6 +437,12 @@ def _start(
     ccfg, k = cfg.classify, len(class_names)
     if not isinstance(device, torch.device):
         device = pick_device(device or cfg.runtime.device)
+    device, world = init_distributed(device), dist_info().world  # torchrun: this rank's device
+    if ccfg.batch_size % world:
+        raise InputError(
+            f"classify.batch_size {ccfg.batch_size} does not split over {world} processes; "
+            f"use a multiple of {world} (it is the global batch, {world} shards per step)"
+        )
     with torch.random.fork_rng(devices=[]):  # seeded init that leaves the global RNG untouched
         torch.manual_seed(ccfg.seed)
         model = build_model(ccfg.model, k, arrays["train"][0].shape[-1], ccfg.weights)
@@ -397,12 +456,17 @@ def _start(
     weight = None
     if ccfg.class_weights == "balanced":
         weight = balanced_class_weights(tensors["train"][1], k).to(device)
+    net = model
+    if world > 1:  # gradients averaged over the ranks during backward; batch norm stays per rank
+        ids = [device.index] if device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     return _Run(
         cfg=cfg,
         out_dir=out_dir,
         config_hash=config_hash,
         device=device,
         model=model,
+        net=net,
         optimiser=torch.optim.Adam(model.parameters(), lr=ccfg.lr, weight_decay=ccfg.weight_decay),
         criterion=nn.CrossEntropyLoss(weight=weight),
         generator=make_generator(ccfg.seed),
@@ -431,21 +495,28 @@ def _resume(run: _Run) -> None:
     if not path.is_file():
         return
     ckpt = safe_torch_load(path)
-    if ckpt.get("config_hash") != run.config_hash:
+    found = ckpt.get("config_hash") if isinstance(ckpt, dict) else None
+    if found != run.config_hash:
         raise InputError(
-            f"{path}: a checkpoint of another config or data (hash {ckpt.get('config_hash')!r}, "
+            f"{path}: a checkpoint of another config or data (hash {found!r}, "
             f"now {run.config_hash!r}); use another --out or delete that directory"
         )
-    run.model.load_state_dict(ckpt["model"])
-    run.optimiser.load_state_dict(ckpt["optimiser"])
-    run.generator.set_state(ckpt["generator"])
-    run.state = ckpt["state"]
+    try:
+        run.model.load_state_dict(ckpt["model"])
+        run.optimiser.load_state_dict(ckpt["optimiser"])
+        run.generator.set_state(ckpt["generator"])
+        run.state = ckpt["state"]
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise InputError(
+            f"{path}: damaged classifier checkpoint ({first}); delete it to start over"
+        ) from None
     log.info("%s: resuming after epoch %d", path, run.state["epoch"])
 
 
 def _train_epochs(run: _Run, on_epoch: Callable[[dict[str, float]], None] | None) -> None:
-    ccfg = run.cfg.classify
-    n, bs = len(run.tensors["train"][0]), ccfg.batch_size
+    ccfg, world = run.cfg.classify, dist_info().world
+    n, bs = len(run.tensors["train"][0]) // world, ccfg.batch_size // world  # per rank
     steps = n // bs + (1 if n % bs >= 2 else 0)
     todo = range(run.state["epoch"] + 1, ccfg.epochs + 1)
     name = f"{ccfg.model} seed {ccfg.seed}"
@@ -466,37 +537,51 @@ def _run_epoch(run: _Run, epoch: int, bar: Any) -> dict[str, float]:
     images, labels = run.tensors["train"]
     # train
     start = time.perf_counter()
-    train_loss, train_acc = train_one_epoch(
-        run.model,
-        run.optimiser,
-        run.criterion,
-        images,
-        labels,
-        batch_size=ccfg.batch_size,
-        generator=run.generator,
-        amp=run.cfg.runtime.amp,
-        bar=bar,
-    )
+    info = dist_info()
+    try:
+        train_loss, train_acc = train_one_epoch(
+            run.net,
+            run.optimiser,
+            run.criterion,
+            images,
+            labels,
+            batch_size=ccfg.batch_size // info.world,  # per rank: the global batch is batch_size
+            generator=run.generator,
+            amp=run.cfg.runtime.amp,
+            bar=bar,
+            rank=info.rank,
+            world=info.world,
+        )
+    except NonFiniteLoss as err:
+        good = run.state["epoch"]
+        last = f"{run.out_dir / 'last.pt'} (epoch {good})" if good else "none yet"
+        raise ClassifierDiverged(
+            f"{ccfg.model} seed {ccfg.seed}: {err} of epoch {epoch}; last good checkpoint: "
+            f"{last}. Lower classify.lr or check the data"
+        ) from None
     train_seconds = time.perf_counter() - start
-    # evaluate val and test
+    # evaluate val and test (every rank: the rows agree on what follows; rank 0's are written)
     evaluation = {"epoch": epoch, **_evaluate(run, "val"), **_evaluate(run, "test")}
     row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
     row.update({k: evaluation[k] for k in ("val_loss", "val_acc", "test_loss", "test_acc")})
     row["seconds"] = time.perf_counter() - start
     row["images_per_s"] = len(images) / train_seconds
     row["lr"] = run.optimiser.param_groups[0]["lr"]
-    # maintenance: best-val bookkeeping, checkpoints, curves
+    # maintenance: best-val bookkeeping, checkpoints, curves (rank 0 writes)
     state = run.state
     state["curves"].append(row)
     state["epoch"], state["last"] = epoch, evaluation
     if state["best"] is None or evaluation["val_acc"] > state["best"]["val_acc"]:  # ties: earlier
         state["best"] = evaluation
-        best = {"model": run.model.state_dict(), **_model_args(run)}
-        atomic_torch_save(best, run.out_dir / "best.pt")
-    last = {"model": run.model.state_dict(), "optimiser": run.optimiser.state_dict()}
-    last.update(generator=run.generator.get_state(), state=state, **_model_args(run))
-    atomic_torch_save(last, run.out_dir / "last.pt")
-    _write_curves(run.out_dir / "curves.csv", state["curves"])
+        if is_main():
+            best = {"model": run.model.state_dict(), **_model_args(run)}
+            atomic_torch_save(best, run.out_dir / "best.pt")
+    if is_main():
+        last = {"model": run.model.state_dict(), "optimiser": run.optimiser.state_dict()}
+        last.update(generator=run.generator.get_state(), state=state, **_model_args(run))
+        atomic_torch_save(last, run.out_dir / "last.pt")
+        _write_curves(run.out_dir / "curves.csv", state["curves"])
+    barrier()  # every rank leaves the epoch with rank 0's checkpoint on disk
     return row
 
 

@@ -16,7 +16,14 @@ import typer
 
 from ganaug import InputError
 from ganaug.config import DEFAULT_PROFILE, Config, load_config, save_config
-from ganaug.runtime import refuse_overwrite, seed_everything, set_quiet, set_threads, setup_logging
+from ganaug.runtime import (
+    is_main,
+    refuse_overwrite,
+    seed_everything,
+    set_quiet,
+    set_threads,
+    setup_logging,
+)
 
 log = logging.getLogger("ganaug")
 
@@ -93,7 +100,7 @@ def build_config(
 
 
 def _echo(text: str, quiet: bool) -> None:
-    if not quiet:
+    if not quiet and is_main():  # under torchrun only rank 0 reports
         typer.echo(text)
 
 
@@ -217,7 +224,7 @@ def classify_cmd(
     """
     from ganaug.classify import fit_classifier
     from ganaug.data import read_npz
-    from ganaug.runtime import RunLock
+    from ganaug.runtime import main_process_lock
 
     extra = [f"classify.model={model}"] if model else []
     extra += [f"classify.seed={seed}"] if seed is not None else []
@@ -225,7 +232,7 @@ def classify_cmd(
     seed_everything(cfg.classify.seed)
     train_sets = [read_npz(path) for path in train]
     real = read_npz(eval_data, required=("val", "test"))
-    with RunLock(out):
+    with main_process_lock(out):  # torchrun: rank 0 locks, every rank trains (DDP)
         result = fit_classifier(train_sets, real, cfg, out)  # writes out/config.yaml first
     last, best = result["last"], result["best_val"]
     last_acc, best_acc = 100 * last["test"]["accuracy"], 100 * best["test"]["accuracy"]
@@ -295,6 +302,12 @@ def select_cmd(
     refuse_overwrite(out, force)
     if checkpoint is not None and not checkpoint.is_file():
         raise InputError(f"--checkpoint {checkpoint}: file not found; check the path")
+    if checkpoint is not None:  # a bad checkpoint is refused before the labeller trains
+        import torch
+
+        from ganaug.gan.state import load_nets
+
+        load_nets(checkpoint, torch.device("cpu"))
     seed_everything(cfg.select.seed)
     raw, real_set = read_npz(samples), read_npz(real)
     result = select_samples(raw, real_set, cfg, out.parent, checkpoint=checkpoint)
@@ -334,14 +347,13 @@ def gan_train_cmd(
     """
     from ganaug.data import read_npz
     from ganaug.gan.train import train_gan
-    from ganaug.runtime import RunLock
+    from ganaug.runtime import main_process_lock
 
     cfg = build_config(profile, sets, quiet=quiet, device=device)
     seed_everything(cfg.gan.seed)
     real = read_npz(data)
-    with RunLock(out):
-        save_config(cfg, out / "config.yaml")
-        checkpoint = train_gan(real, cfg, out, source=str(data))
+    with main_process_lock(out):  # config.yaml is written once data and checkpoint checked out
+        checkpoint = train_gan(real, cfg, out, source=str(data), config_file=out / "config.yaml")
     _echo(
         f"wrote {checkpoint}\nlog: {out / 'log.csv'}, grids: {out / 'grids'}, "
         f"reals: {out / 'reals.png'}",

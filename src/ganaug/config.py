@@ -404,6 +404,11 @@ def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, dict[str, str]]:
 def load_config(profile: str = DEFAULT_PROFILE, overrides: list[str] | None = None) -> Config:
     """Profile (name or YAML file), then `--set` overrides; validated."""
     data = profile_dict(profile)
+    if profile not in PROFILES:  # a bad key in a YAML file: the error names the file
+        try:
+            config_from_dict(data)
+        except InputError as err:
+            raise InputError(f"{profile}: {err}") from None
     for section, values in parse_set(overrides or []).items():
         if section not in data or not isinstance(data[section], dict):
             data[section] = {}

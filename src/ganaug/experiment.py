@@ -76,12 +76,24 @@ def _fresh(path: Path, config_hash: str) -> bool:
         return False  # a damaged artefact is rebuilt
 
 
-def stage_data(cfg: Config, run_dir: Path) -> ImageSet:
+def load_real(cfg: Config, run_dir: Path) -> tuple[ImageSet, bool]:
+    """(data/real.npz, True) when it is up to date, else (the data spec loaded, False).
+
+    Writes nothing: a bad --data is refused before the run directory is touched.
+    """
     path = run_dir / "data" / "real.npz"
     if _fresh(path, cfg.section_hash("data")):
+        return read_npz(path, required=("train", "val", "test")), True
+    return load_spec(cfg), False
+
+
+def stage_data(cfg: Config, run_dir: Path, loaded: tuple[ImageSet, bool] | None = None) -> ImageSet:
+    """data/real.npz, written unless up to date; `loaded` is load_real's result when known."""
+    path = run_dir / "data" / "real.npz"
+    real, fresh = loaded or load_real(cfg, run_dir)
+    if fresh:
         log.info("data: %s is up to date", path)
-        return read_npz(path, required=("train", "val", "test"))
-    real = load_spec(cfg)
+        return real
     write_npz(path, real)
     log.info("data: wrote %s (%s train images)", path, len(real.images["train"]))
     return real
@@ -291,12 +303,13 @@ def run_experiment(cfg: Config, run_dir: Path, *, device: str | None = None) -> 
     """Run everything into `run_dir` (resumable) and build the report; returns the report dir."""
     run_dir = Path(run_dir)
     check_run_config(cfg, run_dir)
-    with RunLock(run_dir):
+    with RunLock(run_dir):  # removes the directory again if refused before any work
+        start = time.perf_counter()
+        loaded = load_real(cfg, run_dir)  # bad --data: refused before anything is written
         save_config(cfg, run_dir / "config.yaml")
         setup_logging(log_file=run_dir / "log.txt")
-        start = time.perf_counter()
         log.info("run: %s (profile %s)", run_dir, cfg.profile)
-        real = stage_data(cfg, run_dir)
+        real = stage_data(cfg, run_dir, loaded)
         classic = stage_classic(cfg, run_dir, real)
         if any(r in GAN_REGIMES for r in cfg.experiment.regimes):
             stage_gan(cfg, run_dir, real, classic, device)

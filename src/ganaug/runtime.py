@@ -1,4 +1,5 @@
-"""Runtime helpers shared by every stage: device choice, seeding, atomic files, run lock, logging.
+"""Runtime helpers shared by every stage: device choice, seeding, torchrun helpers, atomic files,
+run lock, logging.
 
 Library code never seeds global RNGs itself: commands call `seed_everything` once at their entry
 and pass explicit `torch.Generator`s (from `make_generator`) to anything random.
@@ -6,6 +7,7 @@ and pass explicit `torch.Generator`s (from `make_generator`) to anything random.
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import logging
@@ -15,7 +17,8 @@ import socket
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +78,132 @@ def rng_state() -> dict[str, Any]:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+# ---------------------------------------------------------------------------------------------
+# distributed training under torchrun (one process per device; one process needs no launcher)
+#
+# `fit_classifier` and `train_gan` call init_distributed themselves, so the library and the CLI
+# agree on the job; every helper below is a no-op in a single process.
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int  # this process's place in the job; 0 is the main process (it writes the files)
+    world: int  # processes in the job; 1 = not distributed
+    local_rank: int  # place on this machine: rank r trains on cuda:local_rank
+
+
+def dist_info() -> DistInfo:
+    """torchrun's RANK, WORLD_SIZE and LOCAL_RANK; without a launcher (0, 1, 0)."""
+    env = os.environ
+    return DistInfo(
+        int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
+    )
+
+
+def distributed() -> bool:
+    """True once init_distributed joined a job of more than one process."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def init_distributed(device: torch.device) -> torch.device:
+    """Join the torchrun job when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA); idempotent.
+
+    Returns this rank's device (cuda:LOCAL_RANK for a plain `cuda`); one process gets `device`
+    back and nothing is initialised. Ranks > 0 log warnings only and show no progress bars.
+    """
+    info = dist_info()
+    if info.world <= 1:
+        return device
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", info.local_rank)
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"device {device}: multi-process runs need cpu or cuda devices")
+    if not distributed():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_leave_distributed)
+        log.debug("rank %d of %d on %s", info.rank, info.world, device)
+    if info.rank > 0:
+        set_quiet(True)
+        logging.getLogger("ganaug").setLevel(logging.WARNING)
+    return device
+
+
+def _leave_distributed() -> None:
+    if distributed():
+        torch.distributed.destroy_process_group()
+
+
+def is_main() -> bool:
+    """True in the process that writes files, logs and checkpoints (rank 0, or the only one)."""
+    return dist_info().rank == 0
+
+
+def barrier() -> None:
+    """Wait for every rank (e.g. while rank 0 evaluates and writes); no-op in one process."""
+    if distributed():
+        torch.distributed.barrier()
+
+
+def all_reduce_mean_grads(module: torch.nn.Module) -> None:
+    """Average `module`'s gradients over the ranks in one flat all-reduce (StyleGAN3's loop).
+
+    Call after backward and before optimiser.step; parameters without a gradient are left out
+    (the same ones on every rank, as every rank runs the same code).
+    """
+    if not distributed():
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.flatten() for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= torch.distributed.get_world_size()
+    for grad, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+        grad.copy_(part.view_as(grad))
+
+
+@torch.no_grad()
+def broadcast_params(module: torch.nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every rank."""
+    if distributed():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            torch.distributed.broadcast(tensor, src=0)
+
+
+def broadcast_from_main(tensor: torch.Tensor) -> torch.Tensor:
+    """Rank 0's `tensor` on every rank (in place; same shape and dtype everywhere)."""
+    if distributed():
+        torch.distributed.broadcast(tensor, src=0)
+    return tensor
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of `tensor` over the ranks (in place)."""
+    if distributed():
+        torch.distributed.all_reduce(tensor)
+    return tensor
+
+
+def all_finite(value: torch.Tensor) -> bool:
+    """Whether `value` is finite on every rank: ranks agree on skipping or stopping, so no rank
+    waits in an all-reduce that another one left."""
+    flag = torch.isfinite(value.detach()).all().to(torch.int32)
+    if distributed():
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """`obj` of every rank, in rank order (pickled in memory only); [obj] in one process."""
+    if not distributed():
+        return [obj]
+    out: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(out, obj)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,6 +274,11 @@ def safe_torch_load(path: Path | str, map_location: str | torch.device = "cpu") 
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or unsafe files
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights only load failed" in first.lower():
+            raise InputError(
+                f"{path}: not a loadable ganaug checkpoint: it holds pickled objects other than "
+                "tensors (code could run), refused by weights_only=True; use a ganaug file"
+            ) from None
         raise InputError(
             f"{path}: not a loadable ganaug checkpoint ({first[:160]}); "
             "use a file written by ganaug"
@@ -165,12 +299,15 @@ def refuse_overwrite(path: Path | str, force: bool) -> None:
 class RunLock:
     """`run.lock` holding host and pid; a second live process on the directory is refused.
 
-    A lock left by a dead process on this host (a kill -9) is stale and taken over.
+    A lock left by a dead process on this host (a kill -9) is stale and taken over. Directories
+    the lock had to create are removed again on release when nothing else was written into them,
+    so a command refused for bad input leaves no empty output directory behind.
     """
 
     def __init__(self, directory: Path | str, name: str = "run.lock") -> None:
         self.path = Path(directory) / name
         self.held = False
+        self.created: list[Path] = []  # directories acquire() made, deepest first
 
     def _owner_alive(self) -> tuple[bool, str]:
         try:
@@ -189,7 +326,9 @@ class RunLock:
         return True, desc
 
     def acquire(self) -> None:
+        missing = [d for d in (self.path.parent, *self.path.parent.parents) if not d.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.created = missing
         payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
         for _ in range(2):
             try:
@@ -214,6 +353,12 @@ class RunLock:
         if self.held:
             self.path.unlink(missing_ok=True)
             self.held = False
+        for directory in self.created:  # deepest first; stops at the first one holding files
+            try:
+                directory.rmdir()
+            except OSError:
+                break
+        self.created = []
 
     def __enter__(self) -> RunLock:
         self.acquire()
@@ -221,6 +366,11 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def main_process_lock(directory: Path | str) -> AbstractContextManager:
+    """A RunLock taken by rank 0 only: the other ranks of a torchrun job work under its lock."""
+    return RunLock(directory) if is_main() else nullcontext()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ganaug.config import GanConfig
-from ganaug.runtime import atomic_write_text
+from ganaug.runtime import all_finite, atomic_write_text
 
 log = logging.getLogger("ganaug")
 
@@ -85,7 +85,7 @@ class NanGuard:
         self.good_epoch, self.skips, self.epoch, self.step = good_epoch, skips, 0, 0
 
     def finite(self, loss: torch.Tensor, what: str) -> bool:
-        if bool(torch.isfinite(loss).item()):
+        if all_finite(loss):  # every rank decides alike (torchrun), so none waits alone
             return True
         where = f"non-finite {what} loss at epoch {self.epoch}, generator step {self.step}"
         if self.policy == "skip" and self.skips < self.max_skips:

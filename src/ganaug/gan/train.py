@@ -14,6 +14,16 @@ latents, interpolation weights and DiffAugment; an interrupted run resumed from 
 ends bitwise identical (on CPU) to an uninterrupted one.
 
 Deviation: no bf16 autocast / DDP for the GAN (double backward of the gradient penalty).
+
+Scale-out (StyleGAN3's loop instead of DDP): under `torchrun --nproc_per_node=N` rank 0's
+parameters are broadcast at the start, and after every backward the gradients of the net being
+stepped (critic, then generator) are averaged over the ranks before its optimiser step, so every
+rank holds the same weights. gan.batch_size stays the global batch: each epoch's row order is
+rank 0's, each rank takes the shard order[rank::N] and batches of batch_size / N. Rank r draws its
+latents, fake labels and DiffAugment from its own generator, seeded gan.seed + 1 + r * 1000003
+(rank 0 keeps a one-process run's seed). Batch-norm running statistics stay per rank; rank 0 alone
+writes log.csv (its own losses; images_per_s counts all ranks), grids and checkpoints, which also
+hold every rank's generator state, so a resumed N-process run continues every rank's stream.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import numpy as np
 import torch
 
 from ganaug import InputError
-from ganaug.config import Config, GanConfig
+from ganaug.config import Config, GanConfig, save_config
 from ganaug.data import ImageSet, require_train_only
 from ganaug.gan import losses
 from ganaug.gan.diffaug import diff_augment, parse_policy
@@ -44,13 +54,26 @@ from ganaug.gan.state import (
     restore_units,
     save_checkpoint,
 )
-from ganaug.runtime import make_generator, pick_device, progress, save_image_grid
+from ganaug.runtime import (
+    all_reduce_mean_grads,
+    broadcast_from_main,
+    broadcast_params,
+    dist_info,
+    gather_objects,
+    init_distributed,
+    is_main,
+    make_generator,
+    pick_device,
+    progress,
+    save_image_grid,
+)
 
 log = logging.getLogger("ganaug")
 
 __all__ = ["LOG_COLUMNS", "TrainingDiverged", "train_gan"]
 
 GRID_COLS = 8
+RANK_SEED_STRIDE = 1_000_003  # rank r's training generator: gan.seed + 1 + r * RANK_SEED_STRIDE
 
 
 def train_gan(
@@ -61,25 +84,38 @@ def train_gan(
     source: str = "",
     device: torch.device | str | None = None,
     stop_after: int | None = None,
+    config_file: Path | None = None,
 ) -> Path:
     """Train (or resume) the GAN on data's train split; returns out_dir/checkpoints/last.pt.
 
     `stop_after` ends the run after that epoch, with a checkpoint, as an interruption would.
+    `config_file` receives the resolved config once the data and any checkpoint checked out, so a
+    refused run (bad input, another config's checkpoint) writes nothing.
     """
     g, out_dir, where = cfg.gan, Path(out_dir), source or "the GAN training data"
     require_train_only(data, where, "GAN training")
     device = torch.device(device) if device is not None else pick_device(cfg.runtime.device)
+    device, world = init_distributed(device), dist_info().world  # torchrun: this rank's device
     images, labels = training_tensors(data, g, where)
+    check_shardable(labels, g, world)
     args = model_args(tuple(images.shape[1:]), data.num_classes, g)
     fingerprint = data_fingerprint(images, labels)
     units = build_units(args, g, labels, device)
-    rng = make_generator(g.seed + 1, device)
+    rng = make_generator(g.seed + 1 + RANK_SEED_STRIDE * dist_info().rank, device)
     ckpt_path = out_dir / "checkpoints" / "last.pt"
     epoch, step, skips = resume(ckpt_path, units, rng, args, cfg, fingerprint)
     if epoch >= g.epochs:
         return ckpt_path
-    save_image_grid(out_dir / "reals.png", real_rows(images, labels, data.num_classes))
-    loss_log = LossLog(out_dir / "log.csv", keep_through=epoch)
+    for unit in units:  # every rank starts from rank 0's weights
+        for net in (unit.generator, unit.critic, unit.ema):
+            if net is not None:
+                broadcast_params(net)
+    main = is_main()  # rank 0 (or the only process) writes every file
+    if config_file is not None and main:
+        save_config(cfg, config_file)
+    if main:
+        save_image_grid(out_dir / "reals.png", real_rows(images, labels, data.num_classes))
+    loss_log = LossLog(out_dir / "log.csv", keep_through=epoch) if main else None
     guard = NanGuard(g, ckpt_path, epoch if ckpt_path.is_file() else None, skips)
     x, y = images.to(device), labels.to(device)  # uint8 (N, H, W, C), int64 (N,)
     policy = parse_policy(g.diffaug)
@@ -102,15 +138,20 @@ def train_gan(
 
         # maintenance: log, grid, checkpoint
         row = stats.row(epoch, step, lr, time.perf_counter() - started)
-        loss_log.append(row)
+        row["images_per_s"] *= world  # every rank saw as many real images as this one
+        if loss_log is not None:
+            loss_log.append(row)
         bar.set_postfix(W=f"{row['wasserstein']:.3f}", refresh=False)
         done = epoch == g.epochs or epoch == stop_after
-        if epoch % g.grid_every == 0 or done:
+        if (epoch % g.grid_every == 0 or done) and main:
             grid = fixed_grid(units, args, g)
             save_image_grid(out_dir / "grids" / f"epoch_{epoch:04d}.png", grid)
         if epoch % g.ckpt_every == 0 or done:
             extra = {"epoch": epoch, "step": step, "nan_skips": guard.skips}
-            save_checkpoint(ckpt_path, units, rng, **info, **extra)
+            if world > 1:  # a collective: every rank hands over its generator state
+                extra["rank_rngs"] = gather_objects(rng.get_state())
+            if main:
+                save_checkpoint(ckpt_path, units, rng, **info, **extra)
             guard.good_epoch = epoch
         if epoch == stop_after:
             break
@@ -129,9 +170,17 @@ def train_epoch(
     guard: NanGuard,
     step: int,
 ) -> int:
-    """One pass over the unit's rows; returns the updated global generator-step count."""
-    rows = unit.rows[torch.randperm(len(unit.rows), generator=rng, device=rng.device)]
-    batch = min(g.batch_size, len(rows))
+    """One pass over the unit's rows; returns the updated global generator-step count.
+
+    Under torchrun every rank takes its shard of rank 0's row order and batch_size / N rows per
+    batch (check_shardable made both divide evenly, so every rank takes the same steps).
+    """
+    info = dist_info()
+    order = torch.randperm(len(unit.rows), generator=rng, device=rng.device)
+    rows = unit.rows[broadcast_from_main(order)]
+    if info.world > 1:
+        rows = rows[: len(rows) - len(rows) % info.world][info.rank :: info.world]
+    batch = min(g.batch_size // info.world, len(rows))
     n_batches = len(rows) // batch
     conditional = unit.generator.embed is not None
     for r in range(max(1, n_batches // g.n_critic)):
@@ -178,6 +227,7 @@ def critic_step(
     unit.opt_d.zero_grad(set_to_none=True)
     if guard.finite(loss, "critic"):
         loss.backward()
+        all_reduce_mean_grads(critic)  # torchrun: the ranks' mean gradient; no-op in one process
         unit.opt_d.step()
         w = losses.wasserstein_estimate(real_scores, fake_scores)
         stats.add(critic_loss=loss.item(), wasserstein=w.item(), gp=penalty.item())
@@ -202,6 +252,7 @@ def generator_step(
     unit.opt_g.zero_grad(set_to_none=True)
     if guard.finite(loss, "generator"):
         loss.backward()
+        all_reduce_mean_grads(unit.generator)
         unit.opt_g.step()
         stats.add(gen_loss=loss.item())
     unit.critic.requires_grad_(True)
@@ -221,8 +272,32 @@ def resume(
     check_resumable(ckpt, path, args, cfg, data)
     restore_units(ckpt, path, units)
     restore_rng(ckpt["rng"], rng)
+    info = dist_info()
+    if info.rank > 0:  # each rank continues its own stream; another job size reseeds ranks > 0
+        states = ckpt.get("rank_rngs", [])
+        if len(states) == info.world:
+            rng.set_state(states[info.rank])
+        else:
+            rng.manual_seed(cfg.gan.seed + 1 + RANK_SEED_STRIDE * info.rank + ckpt["epoch"])
     log.info("resuming %s at epoch %d of %d", path, ckpt["epoch"], cfg.gan.epochs)
     return ckpt["epoch"], ckpt["step"], ckpt["nan_skips"]
+
+
+def check_shardable(labels: torch.Tensor, g: GanConfig, world: int) -> None:
+    """N processes need gan.batch_size divisible by N and at least N rows per GAN unit."""
+    if world == 1:
+        return
+    if g.batch_size % world:
+        raise InputError(
+            f"gan.batch_size {g.batch_size} does not split over {world} processes; use a "
+            f"multiple of {world} (it is the global batch)"
+        )
+    counts = torch.bincount(labels).tolist() if g.mode == "per_class" else [len(labels)]
+    if min(counts) < world:
+        raise InputError(
+            f"{world} processes need at least {world} training images per GAN (counts {counts}); "
+            "use fewer processes"
+        )
 
 
 def training_tensors(
