@@ -26,8 +26,8 @@ def _images(n: int, size: int = 64) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
-def pil_reference_augment(images: np.ndarray, seed: int = 0) -> list[Image.Image]:
-    """The naive path: a per-image PIL loop doing the same four outputs per image."""
+def pil_reference_augment(images: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The naive path: a per-image PIL loop making the same four outputs, stacked as uint8."""
     rng = np.random.default_rng(seed)
     out = []
     for arr in images:
@@ -39,7 +39,7 @@ def pil_reference_augment(images: np.ndarray, seed: int = 0) -> list[Image.Image
         jit = ImageEnhance.Brightness(img).enhance(b)
         jit = ImageEnhance.Contrast(jit).enhance(c)
         out.append(ImageEnhance.Color(jit).enhance(s))
-    return out
+    return np.stack([np.asarray(img) for img in out])
 
 
 def bench_augment(n: int = 1080, repeats: int = 3) -> dict:
@@ -64,6 +64,12 @@ def bench_augment(n: int = 1080, repeats: int = 3) -> dict:
     }
 
 
+def _ratio(row: dict) -> str:
+    if row["ratio"] != row["ratio"]:  # NaN: nothing to compare with
+        return "—"
+    return f"{row['ratio']:.3f}" if "R^2" in row["name"] else f"{row['ratio']:.2f}x"
+
+
 def _time(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -71,7 +77,9 @@ def _time(fn) -> float:
 
 
 def main() -> None:
-    rows = [bench_augment()]
+    from bench.bench_train import bench_classifier, bench_scaling, bench_selection_metrics
+
+    rows = [bench_augment(), *bench_classifier(), bench_scaling(), bench_selection_metrics()]
     cpu = platform.processor() or platform.machine()
     header = (
         f"\n## {datetime.date.today()} · {platform.node()} · {cpu}"
@@ -79,7 +87,7 @@ def main() -> None:
         "| benchmark | ganaug | reference | ratio |\n|---|---|---|---|\n"
     )
     table = "".join(
-        f"| {r['name']} | {r['ours']} | {r['reference']} | {r['ratio']:.1f}x |\n" for r in rows
+        f"| {r['name']} | {r['ours']} | {r['reference']} | {_ratio(r)} |\n" for r in rows
     )
     print(header + table)
     with open(RESULTS, "a") as fh:
