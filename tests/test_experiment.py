@@ -86,22 +86,20 @@ def test_run_dir_with_other_upstream_config_is_refused(tmp_path: Path):
         check_run_config(load_config("smoke", ["gan.width=64"]), tmp_path)
 
 
+def _cmd(out: Path, data: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "ganaug.cli", "run", "--profile", "smoke", "--data", str(data),
+            "--out", str(out), "--quiet", *extra]  # fmt: skip
+
+
 def _run(out: Path, data: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "ganaug.cli",
-        "run",
-        "--profile",
-        "smoke",
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--quiet",
-        *extra,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(_cmd(out, data, *extra), capture_output=True, text=True, timeout=timeout)
+
+
+def _copy_upstream(finished: Path, out: Path) -> None:
+    """A run directory holding the finished upstream stages of `finished`, but no grid cells."""
+    shutil.copytree(finished / "data", out / "data")
+    shutil.copytree(finished / "gan", out / "gan")
+    shutil.copy(finished / "config.yaml", out / "config.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -165,24 +163,10 @@ def test_killed_mid_grid_then_resumed_equals_uninterrupted(
     smoke_run: Path, tmp_path: Path, retina_npz: Path
 ):
     out = tmp_path / "run"
-    # reuse the finished upstream stages: the kill lands in the classifier grid
-    shutil.copytree(smoke_run / "data", out / "data")
-    shutil.copytree(smoke_run / "gan", out / "gan")
-    shutil.copy(smoke_run / "config.yaml", out / "config.yaml")
-    cmd = [
-        sys.executable,
-        "-m",
-        "ganaug.cli",
-        "run",
-        "--profile",
-        "smoke",
-        "--data",
-        str(retina_npz),
-        "--out",
-        str(out),
-        "--quiet",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _copy_upstream(smoke_run, out)  # the kill lands in the classifier grid
+    proc = subprocess.Popen(
+        _cmd(out, retina_npz), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not list(out.glob("classify/classic/*/seed*/last.pt")):
         time.sleep(0.2)
@@ -199,9 +183,7 @@ def test_ray_executor_runs_the_same_cells(smoke_run: Path, tmp_path: Path, retin
     import ray  # noqa: F401  (make test installs the ray extra)
 
     out = tmp_path / "ray"
-    shutil.copytree(smoke_run / "data", out / "data")
-    shutil.copytree(smoke_run / "gan", out / "gan")
-    shutil.copy(smoke_run / "config.yaml", out / "config.yaml")
+    _copy_upstream(smoke_run, out)
     done = _run(out, retina_npz, "--executor", "ray")
     assert done.returncode == 0, done.stderr[-3000:]
     ray_acc, local_acc = _accuracies(out), _accuracies(smoke_run)
