@@ -39,6 +39,25 @@ def make_imageset(
     return ImageSet(images, labels, names, meta, {})
 
 
+def learnable_imageset(
+    n: int = 40,
+    size: int = 16,
+    classes: int = 3,
+    seed: int = 0,
+    splits: tuple[str, ...] = ("train", "val", "test"),
+) -> ImageSet:
+    """Classes differ in brightness, so a few classifier epochs learn something."""
+    rng = np.random.default_rng(seed)
+    images, labels = {}, {}
+    for split in splits:
+        lab = np.arange(n) % classes
+        noise = rng.integers(0, 80, (n, size, size, 3))
+        images[split] = (noise + 80 * lab[:, None, None, None]).astype(np.uint8)
+        labels[split] = lab.astype(np.int64)
+    meta = {"stage": "data", "source_splits": {s: [s] for s in splits}}
+    return ImageSet(images, labels, tuple(f"grade {i}" for i in range(classes)), meta, {})
+
+
 @pytest.fixture
 def tiny_npz(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.npz"

@@ -7,25 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import learnable_imageset
 from ganaug import InputError
 from ganaug.classify import CURVE_COLUMNS, fit_classifier, load_classifier, predict
 from ganaug.config import load_config
-from ganaug.data import ImageSet, write_npz
+from ganaug.data import write_npz
 
 EPOCHS = 3
-
-
-def _imageset(n=40, size=16, classes=3, seed=0, splits=("train", "val", "test")) -> ImageSet:
-    """Classes differ in brightness, so a few epochs learn something."""
-    rng = np.random.default_rng(seed)
-    images, labels = {}, {}
-    for split in splits:
-        lab = np.arange(n) % classes
-        noise = rng.integers(0, 80, (n, size, size, 3))
-        images[split] = (noise + 80 * lab[:, None, None, None]).astype(np.uint8)
-        labels[split] = lab.astype(np.int64)
-    meta = {"stage": "data", "source_splits": {s: [s] for s in splits}}
-    return ImageSet(images, labels, tuple(f"grade {i}" for i in range(classes)), meta, {})
 
 
 def _cfg(**classify):
@@ -54,7 +42,7 @@ def _stop_after(epoch: int):
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("fit") / "run"
-    data = _imageset()
+    data = learnable_imageset()
     return out, fit_classifier(data, data, _cfg(), out, device="cpu")
 
 
@@ -81,7 +69,9 @@ def test_outputs_and_metrics_schema(finished):
         pred = np.array(block["test_pred"])
         assert block["test"]["accuracy"] == pytest.approx(np.mean(pred == result["test_labels"]))
     # best.pt rebuilds the best-val epoch's model from the checkpoint alone
-    probs, _ = predict(load_classifier(out / "best.pt"), _imageset().images["test"], device="cpu")
+    probs, _ = predict(
+        load_classifier(out / "best.pt"), learnable_imageset().images["test"], device="cpu"
+    )
     assert np.allclose(probs, result["best_val"]["test_prob"], atol=1e-5)
 
 
@@ -101,7 +91,7 @@ def test_curves_and_best_val_epoch(finished):
 
 def test_resume_gives_the_same_run(finished, tmp_path):
     out, result = finished
-    data = _imageset()
+    data = learnable_imageset()
     part = tmp_path / "part"
     with pytest.raises(_Stop):
         fit_classifier(data, data, _cfg(), part, device="cpu", on_epoch=_stop_after(2))
@@ -116,20 +106,20 @@ def test_resume_gives_the_same_run(finished, tmp_path):
 
 def test_finished_run_is_skipped_and_other_config_refused(finished):
     out, result = finished
-    data = _imageset()
+    data = learnable_imageset()
     before = (out / "metrics.json").stat().st_mtime_ns
     again = fit_classifier(data, data, _cfg(), out, device="cpu", on_epoch=_stop_after(1))
     assert again == result and (out / "metrics.json").stat().st_mtime_ns == before
     with pytest.raises(InputError, match="another config or data"):
         fit_classifier(data, data, _cfg(lr=0.01), out, device="cpu")
-    other = _imageset(seed=1)  # same shapes, other pixels: other data hash
+    other = learnable_imageset(seed=1)  # same shapes, other pixels: other data hash
     with pytest.raises(InputError, match="another config or data"):
         fit_classifier(other, data, _cfg(), out, device="cpu")
 
 
 def test_seed_changes_the_run(finished, tmp_path):
     out, result = finished
-    data = _imageset()
+    data = learnable_imageset()
     cfg = _cfg(epochs=1, seed=1)
     other = fit_classifier(data, data, cfg, tmp_path / "s1", device="cpu")
     first = _curves(out / "curves.csv")[0]
@@ -138,16 +128,20 @@ def test_seed_changes_the_run(finished, tmp_path):
 
 
 def test_train_sets_must_agree(tmp_path):
-    data = _imageset()
+    data = learnable_imageset()
     with pytest.raises(InputError, match="same image shape and class count"):
-        fit_classifier([data, _imageset(size=8)], data, _cfg(), tmp_path / "a", device="cpu")
+        fit_classifier(
+            [data, learnable_imageset(size=8)], data, _cfg(), tmp_path / "a", device="cpu"
+        )
     with pytest.raises(InputError, match="same image shape and class count"):
-        fit_classifier([data, _imageset(classes=4)], data, _cfg(), tmp_path / "b", device="cpu")
-    leaky = _imageset()
+        fit_classifier(
+            [data, learnable_imageset(classes=4)], data, _cfg(), tmp_path / "b", device="cpu"
+        )
+    leaky = learnable_imageset()
     leaky.meta["source_splits"]["train"] = ["test"]
     with pytest.raises(InputError, match="test split"):
         fit_classifier(leaky, data, _cfg(), tmp_path / "c", device="cpu")
-    no_val = _imageset(splits=("train", "test"))
+    no_val = learnable_imageset(splits=("train", "test"))
     with pytest.raises(InputError, match="no val split"):
         fit_classifier(data, no_val, _cfg(), tmp_path / "d", device="cpu")
     with pytest.raises(InputError, match="valid names"):
@@ -156,8 +150,8 @@ def test_train_sets_must_agree(tmp_path):
 
 def test_cli_classify_two_train_files(tmp_path, cli, capsys):
     real, extra = tmp_path / "real.npz", tmp_path / "extra.npz"
-    write_npz(real, _imageset(n=24))
-    write_npz(extra, _imageset(n=12, seed=3, splits=("train",)))
+    write_npz(real, learnable_imageset(n=24))
+    write_npz(extra, learnable_imageset(n=12, seed=3, splits=("train",)))
     out = tmp_path / "run"
     args = [
         "classify",
@@ -185,7 +179,7 @@ def test_cli_classify_two_train_files(tmp_path, cli, capsys):
     printed = capsys.readouterr().out
     assert "at the last epoch (2)" in printed and "seconds per epoch:" in printed
     small = tmp_path / "small.npz"
-    write_npz(small, _imageset(n=12, size=8, splits=("train",)))
+    write_npz(small, learnable_imageset(n=12, size=8, splits=("train",)))
     bad = ["classify", "--train", real, "--train", small, "--eval", real, "--out", tmp_path / "x"]
     assert cli(bad) == 2
     assert "same image shape" in capsys.readouterr().err

@@ -21,25 +21,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import make_imageset
+from conftest import learnable_imageset, make_imageset
 from ganaug import __version__
 from ganaug.config import load_config
-from ganaug.data import ImageSet, read_npz, write_npz
+from ganaug.data import read_npz, write_npz
 from ganaug.experiment import _fresh, stage_data
 from ganaug.runtime import RunLock, safe_torch_load
-
-
-def _imageset(n: int, size: int = 16, classes: int = 3, seed: int = 0) -> ImageSet:
-    """Classes differ in brightness, so a few epochs learn something."""
-    rng = np.random.default_rng(seed)
-    images, labels = {}, {}
-    for split in ("train", "val", "test"):
-        lab = np.arange(n) % classes
-        noise = rng.integers(0, 80, (n, size, size, 3))
-        images[split] = (noise + 80 * lab[:, None, None, None]).astype(np.uint8)
-        labels[split] = lab.astype(np.int64)
-    meta = {"stage": "data", "source_splits": {s: [s] for s in images}}
-    return ImageSet(images, labels, tuple(f"grade {i}" for i in range(classes)), meta, {})
 
 
 def classify_args(data: Path, out: Path, *sets: str) -> list[str]:
@@ -108,7 +95,7 @@ def _assert_same_checkpoint(a: Path, b: Path) -> None:
 @pytest.mark.slow
 def test_classify_killed_at_random_points_resumes_to_the_uninterrupted_result(tmp_path: Path, cli):
     data = tmp_path / "real.npz"
-    write_npz(data, _imageset(n=60))
+    write_npz(data, learnable_imageset(n=60))
     ref = tmp_path / "ref"
     assert cli(classify_args(data, ref, "classify.epochs=3")) == 0
     delays = [random.Random(8 + k).uniform(0.0, 1.2) for k in range(3)]  # seeded kill points
@@ -195,7 +182,7 @@ def test_second_run_on_a_locked_directory_is_refused(tmp_path: Path, tiny_npz: P
 
 def test_stale_lock_of_a_killed_process_is_taken_over_by_run(tmp_path: Path, cli, caplog):
     data = tmp_path / "real.npz"
-    write_npz(data, _imageset(n=12, size=16))
+    write_npz(data, learnable_imageset(n=12, size=16))
     run = tmp_path / "run"
     run.mkdir()
     lock = {"pid": _dead_pid(), "host": socket.gethostname()}
@@ -218,7 +205,7 @@ def test_non_finite_classifier_loss_stops_with_epoch_batch_and_checkpoint(
     tmp_path: Path, cli, capsys, monkeypatch
 ):
     data = tmp_path / "real.npz"
-    write_npz(data, _imageset(n=24))  # 24 / batch 8: 3 batches per epoch
+    write_npz(data, learnable_imageset(n=24))  # 24 / batch 8: 3 batches per epoch
     out = tmp_path / "cls"
     calls = {"n": 0}
     forward = torch.nn.CrossEntropyLoss.forward
@@ -253,7 +240,7 @@ def test_non_finite_classifier_loss_stops_with_epoch_batch_and_checkpoint(
 
 def test_classify_out_is_never_overwritten_by_another_config(tmp_path: Path, cli, capsys):
     data = tmp_path / "real.npz"
-    write_npz(data, _imageset(n=12))
+    write_npz(data, learnable_imageset(n=12))
     out = tmp_path / "cls"
     assert cli(classify_args(data, out, "classify.epochs=1")) == 0
     metrics = json.loads((out / "metrics.json").read_text())

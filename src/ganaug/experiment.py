@@ -67,13 +67,21 @@ def grid_cells(cfg: Config) -> list[Cell]:
 # upstream stages, each skipped when its artefact exists with the same config hash
 
 
-def _fresh(path: Path, config_hash: str) -> bool:
+def _read_fresh(
+    path: Path, config_hash: str, required: tuple[str, ...] = ("train",)
+) -> ImageSet | None:
+    """The artefact at `path` when it was made by the same config, else None (rebuild it)."""
     if not path.is_file():
-        return False
+        return None
     try:
-        return read_npz(path).meta.get("config_hash") == config_hash
+        data = read_npz(path, required=required)
     except InputError:
-        return False  # a damaged artefact is rebuilt
+        return None  # a damaged artefact is rebuilt
+    return data if data.meta.get("config_hash") == config_hash else None
+
+
+def _fresh(path: Path, config_hash: str) -> bool:
+    return _read_fresh(path, config_hash) is not None
 
 
 def load_real(cfg: Config, run_dir: Path) -> tuple[ImageSet, bool]:
@@ -82,9 +90,8 @@ def load_real(cfg: Config, run_dir: Path) -> tuple[ImageSet, bool]:
     Writes nothing: a bad --data is refused before the run directory is touched.
     """
     path = run_dir / "data" / "real.npz"
-    if _fresh(path, cfg.section_hash("data")):
-        return read_npz(path, required=("train", "val", "test")), True
-    return load_spec(cfg), False
+    real = _read_fresh(path, cfg.section_hash("data"), required=("train", "val", "test"))
+    return (real, True) if real is not None else (load_spec(cfg), False)
 
 
 def stage_data(cfg: Config, run_dir: Path, loaded: tuple[ImageSet, bool] | None = None) -> ImageSet:
@@ -101,8 +108,9 @@ def stage_data(cfg: Config, run_dir: Path, loaded: tuple[ImageSet, bool] | None 
 
 def stage_classic(cfg: Config, run_dir: Path, real: ImageSet) -> ImageSet:
     path = run_dir / "data" / "classic.npz"
-    if _fresh(path, cfg.section_hash("data", "augment")):
-        return read_npz(path)
+    classic = _read_fresh(path, cfg.section_hash("data", "augment"))
+    if classic is not None:
+        return classic
     classic = augment_imageset(
         real,
         cfg,
@@ -139,18 +147,20 @@ def stage_gan(cfg: Config, run_dir: Path, real: ImageSet, classic: ImageSet, dev
         classic, cfg, run_dir / "gan", source=str(data_dir / "classic.npz"), device=device
     )
     raw_path = data_dir / "synthetic_raw.npz"
-    if not _fresh(raw_path, gan_hash):
+    raw = _read_fresh(raw_path, gan_hash)
+    if raw is None:
         raw = sample_images(ckpt, cfg.gan.n_samples, cfg.gan.sample_seed, device=device)
         raw.meta["config_hash"] = gan_hash
         write_npz(raw_path, raw)
-    raw = read_npz(raw_path)
+        raw = read_npz(raw_path)  # selection sees the same arrays whether fresh or resumed
     sel_hash = cfg.section_hash("data", "augment", "gan", "select")
     sel_path = data_dir / "synthetic.npz"
-    if not _fresh(sel_path, sel_hash):
+    selected = _read_fresh(sel_path, sel_hash)
+    if selected is None:
         selected = select_samples(raw, real, cfg, data_dir, checkpoint=ckpt, device=device)
         selected.meta["config_hash"] = sel_hash
         write_npz(sel_path, selected)
-    selected = read_npz(sel_path)
+        selected = read_npz(sel_path)
     copies_cfg = synthetic_copy_config(cfg)
     write_copies(data_dir / "synthetic_classic.npz", selected, copies_cfg, sel_hash)
     if "classic+gan-unselected" in cfg.experiment.regimes:
