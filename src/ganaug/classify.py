@@ -31,7 +31,6 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,20 +46,28 @@ from ganaug.config import Config, save_config
 from ganaug.data import ImageSet, require_train_only
 from ganaug.metrics import classification_metrics
 from ganaug.runtime import (
+    PLAIN,
+    FastPaths,
     all_finite,
     all_reduce_sum,
+    as_input,
     atomic_path,
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    autocast,
     barrier,
     dist_info,
+    fast_paths,
     init_distributed,
     is_main,
     make_generator,
+    make_optimiser,
     pick_device,
+    prepare_module,
     progress,
     safe_torch_load,
+    to_device,
 )
 
 log = logging.getLogger("ganaug")
@@ -149,20 +156,17 @@ def load_weights(model: nn.Module, path: Path, name: str) -> None:
 # inputs, training and prediction
 
 
-def to_input(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    """uint8 (B, H, W, C) -> normalised float (B, C, H, W) on `device`."""
-    x = torch.as_tensor(images).to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 255
+def to_input(
+    images: torch.Tensor, device: torch.device | str, fast: FastPaths = PLAIN
+) -> torch.Tensor:
+    """uint8 (B, H, W, C) -> normalised float (B, C, H, W) on `device`, in fast's memory format."""
+    x = to_device(torch.as_tensor(images), torch.device(device), fast)
+    x = x.permute(0, 3, 1, 2).float() / 255
     c = x.shape[1]
     mean = torch.tensor(_MEAN if c == 3 else (sum(_MEAN) / 3,), device=x.device)
     std = torch.tensor(_STD if c == 3 else (sum(_STD) / 3,), device=x.device)
     x = (x - mean.view(1, c, 1, 1)) / std.view(1, c, 1, 1)
-    return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
-
-
-def _autocast(device: torch.device, amp: bool):
-    return (
-        torch.autocast("cuda", torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
-    )
+    return as_input(x, fast)
 
 
 class ClassifierDiverged(RuntimeError):
@@ -193,7 +197,7 @@ def train_one_epoch(
     *,
     batch_size: int,
     generator: torch.Generator,
-    amp: bool = False,
+    fast: FastPaths = PLAIN,
     bar: Any = None,
     rank: int = 0,
     world: int = 1,
@@ -204,7 +208,8 @@ def train_one_epoch(
     stay those of the last finite step. With `world` > 1 (DDP), every rank draws the same order
     from the same generator and trains on its shard order[rank::world] (the last N % world
     images of the order sit the epoch out, so every rank runs the same number of steps);
-    `batch_size` is then the per-rank batch, and the returned means cover all ranks.
+    `batch_size` is then the per-rank batch, and the returned means cover all ranks. `fast`
+    picks the speed-ups (bf16 autocast, channels_last inputs; the model is prepared by the caller).
     """
     model.train()
     device = images.device
@@ -219,8 +224,8 @@ def train_one_epoch(
         idx = order[start : start + batch_size]
         if len(idx) < 2:  # BatchNorm cannot train on a single image: drop a 1-image tail
             continue
-        x, y = to_input(images[idx], device), labels[idx]
-        with _autocast(device, amp):
+        x, y = to_input(images[idx], device, fast), labels[idx]
+        with autocast(device, fast.amp):
             logits = model(x).float()  # (B, K)
         loss = criterion(logits, y)
         if not all_finite(loss):  # one sync per batch: cheap next to the backward pass
@@ -273,7 +278,7 @@ def train_plain(
 
 @torch.no_grad()
 def _forward_all(
-    model: nn.Module, images: Any, device: torch.device, batch_size: int, amp: bool = False
+    model: nn.Module, images: Any, device: torch.device, batch_size: int, fast: FastPaths = PLAIN
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eval-mode logits (N, K) and pooled penultimate features (N, D), float32 on the CPU."""
     was_training = model.training
@@ -284,8 +289,9 @@ def _forward_all(
     logits = []
     try:
         for start in range(0, len(images), batch_size):
-            with _autocast(device, amp):
-                logits.append(model(to_input(images[start : start + batch_size], device)).float())
+            with autocast(device, fast.amp):
+                x = to_input(images[start : start + batch_size], device, fast)
+                logits.append(model(x).float())
     finally:
         hook.remove()
         model.train(was_training)
@@ -374,6 +380,7 @@ class _Run:
     device: torch.device
     model: nn.Module  # what checkpoints hold and evaluation runs
     net: nn.Module  # what trains: `model`, or its DistributedDataParallel wrapper under torchrun
+    fast: FastPaths  # the speed-ups in effect (runtime.* on this device)
     optimiser: torch.optim.Optimizer
     criterion: nn.Module
     generator: torch.Generator
@@ -447,8 +454,9 @@ def _start(
         torch.manual_seed(ccfg.seed)
         model = build_model(ccfg.model, k, arrays["train"][0].shape[-1], ccfg.weights)
     model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    fast = fast_paths(cfg.runtime, device)
+    prepare_module(model, fast)  # before DDP, which keeps gradient buckets in the weights' layout
+    log.info("%s on %s; fast paths: %s", ccfg.model, device, fast.describe())
     tensors = {
         s: (torch.from_numpy(x).to(device), torch.from_numpy(y.astype(np.int64)).to(device))
         for s, (x, y) in arrays.items()
@@ -467,7 +475,10 @@ def _start(
         device=device,
         model=model,
         net=net,
-        optimiser=torch.optim.Adam(model.parameters(), lr=ccfg.lr, weight_decay=ccfg.weight_decay),
+        fast=fast,
+        optimiser=make_optimiser(
+            "adam", model.parameters(), fast, lr=ccfg.lr, weight_decay=ccfg.weight_decay
+        ),
         criterion=nn.CrossEntropyLoss(weight=weight),
         generator=make_generator(ccfg.seed),
         tensors=tensors,
@@ -547,7 +558,7 @@ def _run_epoch(run: _Run, epoch: int, bar: Any) -> dict[str, float]:
             labels,
             batch_size=ccfg.batch_size // info.world,  # per rank: the global batch is batch_size
             generator=run.generator,
-            amp=run.cfg.runtime.amp,
+            fast=run.fast,
             bar=bar,
             rank=info.rank,
             world=info.world,
@@ -589,7 +600,7 @@ def _evaluate(run: _Run, split: str) -> dict[str, Any]:
     """Unweighted cross-entropy, accuracy and probabilities (N, K) of one eval split."""
     images, labels = run.tensors[split]
     logits = _forward_all(
-        run.model, images, run.device, run.cfg.classify.eval_batch_size, run.cfg.runtime.amp
+        run.model, images, run.device, run.cfg.classify.eval_batch_size, run.fast
     )[0]
     labels = labels.cpu()
     return {

@@ -234,8 +234,10 @@ class ExperimentConfig:
 class RuntimeConfig:
     device: str = "auto"  # auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
-    compile: bool = False  # torch.compile the training step (CUDA only)
-    amp: bool = True  # bf16 autocast on CUDA
+    compile: bool = False  # torch.compile the networks (GAN critic only with loss wgan); any device
+    amp: bool = True  # bf16 autocast of forward passes on CUDA (GAN gradient penalty stays fp32)
+    channels_last: bool = True  # NHWC memory format for convolutions on CUDA
+    fused: bool = True  # fused Adam / multi-tensor RMSprop kernels on CUDA
 
     def __post_init__(self) -> None:
         ok = self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,15 @@ import torch
 from ganaug import InputError, __version__
 from ganaug.config import Config, GanConfig
 from ganaug.gan.nets import Critic, Generator, base_side, build_pair
-from ganaug.runtime import atomic_torch_save, make_generator, safe_torch_load
+from ganaug.runtime import (
+    PLAIN,
+    FastPaths,
+    atomic_torch_save,
+    make_generator,
+    make_optimiser,
+    prepare_module,
+    safe_torch_load,
+)
 
 FORMAT = "ganaug-gan-1"
 # gan keys that may change between a checkpoint and its resumption (schedule length, outputs)
@@ -76,23 +84,34 @@ def model_args(image_shape: tuple[int, ...], num_classes: int, g: GanConfig) -> 
     }
 
 
-def make_optimizer(params: Any, g: GanConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: Any, g: GanConfig, fast: FastPaths = PLAIN) -> torch.optim.Optimizer:
     """WGAN recipe: RMSprop; WGAN-GP recipe: Adam with (adam_beta1, adam_beta2)."""
     if g.loss == "wgan":
-        return torch.optim.RMSprop(params, lr=g.lr)
-    return torch.optim.Adam(params, lr=g.lr, betas=(g.adam_beta1, g.adam_beta2))
+        return make_optimiser("rmsprop", params, fast, lr=g.lr)
+    return make_optimiser("adam", params, fast, lr=g.lr, betas=(g.adam_beta1, g.adam_beta2))
 
 
 def build_units(
-    args: dict[str, Any], g: GanConfig, labels: torch.Tensor, device: torch.device
+    args: dict[str, Any],
+    g: GanConfig,
+    labels: torch.Tensor,
+    device: torch.device,
+    fast: FastPaths = PLAIN,
 ) -> list[GanUnit]:
-    """Fresh units with DCGAN initialisation from a generator seeded by gan.seed."""
+    """Fresh units with DCGAN initialisation from a generator seeded by gan.seed.
+
+    `fast` prepares the nets in place (channels_last, compiled forward) and picks the optimiser
+    kernels. The critic is compiled only with loss wgan: torch.compile has no double backward,
+    which the gradient penalty needs. The EMA copy (sampling only) stays plain.
+    """
     init = make_generator(g.seed)
     units = []
     for k in range(args["units"]):
         gen, critic = build_pair(args, init)
         gen, critic = gen.to(device), critic.to(device)
         ema = copy.deepcopy(gen).eval().requires_grad_(False) if g.ema_decay > 0 else None
+        prepare_module(gen, fast)
+        prepare_module(critic, replace(fast, compile=fast.compile and g.loss == "wgan"))
         per_class = args["mode"] == "per_class"
         rows = torch.nonzero(labels == k).flatten() if per_class else torch.arange(len(labels))
         units.append(
@@ -100,8 +119,8 @@ def build_units(
                 gen,
                 critic,
                 ema,
-                make_optimizer(gen.parameters(), g),
-                make_optimizer(critic.parameters(), g),
+                make_optimizer(gen.parameters(), g, fast),
+                make_optimizer(critic.parameters(), g, fast),
                 rows.to(device),
                 k if per_class else None,
             )

@@ -13,7 +13,10 @@ labels), reals.png. Randomness: one explicit generator (seeded gan.seed + 1) dri
 latents, interpolation weights and DiffAugment; an interrupted run resumed from its checkpoint
 ends bitwise identical (on CPU) to an uninterrupted one.
 
-Deviation: no bf16 autocast / DDP for the GAN (double backward of the gradient penalty).
+Fast paths (runtime.*, CUDA by default): bf16 autocast of the generator and critic forwards, with
+the gradient penalty's critic pass and every loss in float32; channels_last nets and real batches;
+fused Adam / multi-tensor RMSprop; `runtime.compile` compiles the generator, and the critic only
+with loss wgan (torch.compile has no double backward). No DDP wrapper: see scale-out below.
 
 Scale-out (StyleGAN3's loop instead of DDP): under `torchrun --nproc_per_node=N` rank 0's
 parameters are broadcast at the start, and after every backward the gradients of the net being
@@ -55,10 +58,15 @@ from ganaug.gan.state import (
     save_checkpoint,
 )
 from ganaug.runtime import (
+    PLAIN,
+    FastPaths,
     all_reduce_mean_grads,
+    as_input,
+    autocast,
     broadcast_from_main,
     broadcast_params,
     dist_info,
+    fast_paths,
     gather_objects,
     init_distributed,
     is_main,
@@ -100,7 +108,9 @@ def train_gan(
     check_shardable(labels, g, world)
     args = model_args(tuple(images.shape[1:]), data.num_classes, g)
     fingerprint = data_fingerprint(images, labels)
-    units = build_units(args, g, labels, device)
+    fast = fast_paths(cfg.runtime, device)
+    units = build_units(args, g, labels, device, fast)
+    log.info("GAN on %s; fast paths: %s", device, fast.describe())
     rng = make_generator(g.seed + 1 + RANK_SEED_STRIDE * dist_info().rank, device)
     ckpt_path = out_dir / "checkpoints" / "last.pt"
     epoch, step, skips = resume(ckpt_path, units, rng, args, cfg, fingerprint)
@@ -134,7 +144,7 @@ def train_gan(
         for unit in units:
             for group in [*unit.opt_g.param_groups, *unit.opt_d.param_groups]:
                 group["lr"] = lr
-            step = train_epoch(unit, x, y, g, policy, rng, stats, guard, step)
+            step = train_epoch(unit, x, y, g, policy, rng, stats, guard, step, fast)
 
         # maintenance: log, grid, checkpoint
         row = stats.row(epoch, step, lr, time.perf_counter() - started)
@@ -169,6 +179,7 @@ def train_epoch(
     stats: EpochStats,
     guard: NanGuard,
     step: int,
+    fast: FastPaths = PLAIN,
 ) -> int:
     """One pass over the unit's rows; returns the updated global generator-step count.
 
@@ -188,16 +199,16 @@ def train_epoch(
         for k in range(g.n_critic):
             b = (r * g.n_critic + k) % n_batches
             idx = rows[b * batch : (b + 1) * batch]
-            real = from_uint8(x[idx])  # (B, C, H, W) in [-1, 1]
-            critic_step(unit, real, y[idx] if conditional else None, g, policy, rng, stats, guard)
+            real = as_input(from_uint8(x[idx]), fast)  # (B, C, H, W) in [-1, 1]
+            labels = y[idx] if conditional else None
+            critic_step(unit, real, labels, g, policy, rng, stats, guard, fast)
 
         # generator step: fake labels follow the data's class frequencies
         pick = torch.randint(len(rows), (batch,), generator=rng, device=rng.device)
         step += 1
         guard.step = step
-        generator_step(
-            unit, batch, y[rows[pick]] if conditional else None, g, policy, rng, stats, guard
-        )
+        labels = y[rows[pick]] if conditional else None
+        generator_step(unit, batch, labels, g, policy, rng, stats, guard, fast)
         if unit.ema is not None:
             ema_update(unit.ema, unit.generator, g.ema_decay)
     return step
@@ -212,16 +223,19 @@ def critic_step(
     rng: torch.Generator,
     stats: EpochStats,
     guard: NanGuard,
+    fast: FastPaths = PLAIN,
 ) -> None:
-    critic = unit.critic
-    with torch.no_grad():
-        fake = unit.generator(sample_z(len(real), g.z_dim, g.z_dist, rng), labels)
+    critic, device = unit.critic, real.device
+    with torch.no_grad(), autocast(device, fast.amp):
+        fake = unit.generator(sample_z(len(real), g.z_dim, g.z_dist, rng), labels).float()
     real_in, fake_in = diff_augment(real, policy, rng), diff_augment(fake, policy, rng)
-    real_scores, fake_scores = critic(real_in, labels), critic(fake_in, labels)
+    with autocast(device, fast.amp):
+        real_scores, fake_scores = critic(real_in, labels), critic(fake_in, labels)
+    real_scores, fake_scores = real_scores.float(), fake_scores.float()
     loss = losses.critic_loss(real_scores, fake_scores)
-    penalty = torch.zeros((), device=real.device)
-    if g.loss == "wgan-gp":
-        alpha = torch.rand(len(real), 1, 1, 1, generator=rng, device=real.device)
+    penalty = torch.zeros((), device=device)
+    if g.loss == "wgan-gp":  # in float32: the double backward is where bf16 would hurt
+        alpha = torch.rand(len(real), 1, 1, 1, generator=rng, device=device)
         penalty = losses.gradient_penalty(lambda v: critic(v, labels), real_in, fake_in, alpha)
         loss = loss + g.gp_lambda * penalty
     unit.opt_d.zero_grad(set_to_none=True)
@@ -245,10 +259,16 @@ def generator_step(
     rng: torch.Generator,
     stats: EpochStats,
     guard: NanGuard,
+    fast: FastPaths = PLAIN,
 ) -> None:
     unit.critic.requires_grad_(False)  # gradients flow through the critic, not into it
-    fake = unit.generator(sample_z(batch, g.z_dim, g.z_dist, rng), labels)
-    loss = losses.generator_loss(unit.critic(diff_augment(fake, policy, rng), labels))
+    device = rng.device  # the training generator lives on the training device
+    with autocast(device, fast.amp):
+        fake = unit.generator(sample_z(batch, g.z_dim, g.z_dist, rng), labels).float()
+    fake = diff_augment(fake, policy, rng)
+    with autocast(device, fast.amp):
+        scores = unit.critic(fake, labels)
+    loss = losses.generator_loss(scores.float())
     unit.opt_g.zero_grad(set_to_none=True)
     if guard.finite(loss, "generator"):
         loss.backward()
