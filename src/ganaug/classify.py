@@ -256,22 +256,23 @@ def train_plain(
     seed: int,
     device: torch.device | str,
     class_weights: torch.Tensor | None = None,
+    fast: FastPaths = PLAIN,
 ) -> list[float]:
     """Adam training with no evaluation at all (the labeller must never see val/test).
 
     Returns the mean train loss of each epoch; shuffling comes from a generator seeded by `seed`.
+    `fast` prepares the model in place (channels_last, compile) and picks the Adam kernel.
     """
     device = torch.device(device)
-    model.to(device)
+    prepare_module(model.to(device), fast)
     images, labels = torch.as_tensor(images).to(device), torch.as_tensor(labels).to(device)
     weight = None if class_weights is None else torch.as_tensor(class_weights).float().to(device)
     criterion = nn.CrossEntropyLoss(weight=weight)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    optimiser = make_optimiser("adam", model.parameters(), fast, lr=lr)
     generator = make_generator(seed)
+    batches = dict(batch_size=batch_size, generator=generator, fast=fast)
     return [
-        train_one_epoch(
-            model, optimiser, criterion, images, labels, batch_size=batch_size, generator=generator
-        )[0]
+        train_one_epoch(model, optimiser, criterion, images, labels, **batches)[0]
         for _ in range(epochs)
     ]
 
@@ -300,12 +301,17 @@ def _forward_all(
 
 
 def predict(
-    model: nn.Module, images: np.ndarray, *, device: torch.device | str, batch_size: int = 256
+    model: nn.Module,
+    images: np.ndarray,
+    *,
+    device: torch.device | str,
+    batch_size: int = 256,
+    fast: FastPaths = PLAIN,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities (N, K) and penultimate pooled features (N, D) of uint8 images."""
     device = torch.device(device)
     model.to(device)
-    logits, feats = _forward_all(model, images, device, batch_size)
+    logits, feats = _forward_all(model, images, device, batch_size, fast)
     return torch.softmax(logits, dim=1).numpy(), feats.numpy()
 
 

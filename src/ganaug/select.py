@@ -73,6 +73,7 @@ from ganaug.metrics import (
 from ganaug.runtime import (
     atomic_write_json,
     atomic_write_text,
+    fast_paths,
     make_generator,
     pick_device,
     provenance,
@@ -114,6 +115,7 @@ def train_labeller(real: ImageSet, cfg: Config, device: torch.device) -> Labelle
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
         torch.manual_seed(scfg.seed)
         model = build_model(scfg.labeller, real.num_classes, in_channels=real.image_shape[-1])
+    fast = fast_paths(cfg.runtime, device)
     losses = train_plain(
         model,
         aug.images,
@@ -123,12 +125,13 @@ def train_labeller(real: ImageSet, cfg: Config, device: torch.device) -> Labelle
         batch_size=scfg.labeller_batch_size,
         seed=scfg.seed,
         device=device,
+        fast=fast,
     )
     log.info("labeller %s: %d images, final loss %.4f", scfg.labeller, len(aug.labels), losses[-1])
     model.eval()
     return Labeller(
         name=f"{scfg.labeller} labeller penultimate layer (real train, classic-augmented)",
-        predict=lambda images: predict(model, images, device=device),
+        predict=lambda images: predict(model, images, device=device, fast=fast),
     )
 
 
