@@ -1,10 +1,19 @@
 """Classifier data-path benchmarks: ganaug's in-memory uint8 path vs a naive torchvision-style
 DataLoader of PIL images, and vs the pure compute bound (forward/backward on one pre-made batch).
-Also the epoch-time scaling with data size and the selection/metrics time for 2000 samples."""
+Also the epoch-time and peak-memory scaling with data size and the selection/metrics time for
+2000 samples.
+
+Peak memory is the peak resident set size of a fresh process per measurement (Linux's VmHWM; a
+peak only grows within a process, so each figure comes from its own spawned interpreter)."""
 
 from __future__ import annotations
 
+import multiprocessing
+import resource
+import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,12 +92,56 @@ def compute_bound_epoch(n: int, batch: int = 64, model: str = "resnet18") -> flo
     return time.perf_counter() - start
 
 
+def max_rss_mb() -> float:
+    """This process's peak resident set size, in MB.
+
+    Linux: VmHWM, the peak of this process's own memory map (reset_rss_peak resets it). Elsewhere
+    ru_maxrss, which never decreases and, in a spawned child, starts at its parent's size.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def reset_rss_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where the peak cannot be reset."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _call_measured(fn: Callable[..., Any], args: tuple) -> tuple[Any, float, float]:
+    before = max_rss_mb()  # interpreter, torch and whatever fn's module imports
+    result = fn(*args)
+    return result, max_rss_mb(), before
+
+
+def in_fresh_process(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
+    """fn(*args) in a newly spawned interpreter: (result, peak RSS MB, RSS MB before the call).
+
+    `fn` must be importable (a module-level function) and its result picklable. The difference
+    of the two figures is what the call itself added at its peak.
+    """
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_call_measured, (fn, args))
+
+
 def bench_classifier(n: int = 640) -> list[dict]:
-    ours, naive, bound = ganaug_epoch(n), naive_epoch(n), compute_bound_epoch(n)
+    ours, peak, _ = in_fresh_process(ganaug_epoch, n)
+    naive, bound = naive_epoch(n), compute_bound_epoch(n)
     return [
         {
             "name": f"classifier train, resnet18 64x64, batch 64, {n} images",
-            "ours": f"{n / ours:,.0f} img/s",
+            "ours": f"{n / ours:,.0f} img/s, peak RSS {peak:,.0f} MB",
             "reference": f"{n / naive:,.0f} img/s (PIL Dataset + DataLoader)",
             "ratio": naive / ours,
         },
@@ -101,21 +154,34 @@ def bench_classifier(n: int = 640) -> list[dict]:
     ]
 
 
-def bench_scaling(base: int = 256) -> dict:
+def bench_scaling(base: int = 256) -> list[dict]:
+    """Epoch time and peak memory at 1x, 2x, 4x and 8x `base` images, each in a fresh process."""
     sizes = [base, 2 * base, 4 * base, 8 * base]
-    seconds = [ganaug_epoch(n) for n in sizes]
+    runs = [in_fresh_process(ganaug_epoch, n) for n in sizes]
+    seconds, peaks = [r[0] for r in runs], [r[1] for r in runs]
     fit = np.polyfit(sizes, seconds, 1)
     pred = np.polyval(fit, sizes)
     ss_res = float(((np.array(seconds) - pred) ** 2).sum())
     ss_tot = float(((np.array(seconds) - np.mean(seconds)) ** 2).sum())
     r2 = 1 - ss_res / ss_tot
     times = ", ".join(f"{n}: {s:.1f} s" for n, s in zip(sizes, seconds, strict=True))
-    return {
-        "name": "epoch time vs train size (resnet18, 64x64): linear fit R^2",
-        "ours": times,
-        "reference": "target R^2 >= 0.98",
-        "ratio": r2,
-    }
+    memory = ", ".join(f"{n}: {p:,.0f} MB" for n, p in zip(sizes, peaks, strict=True))
+    idle = min(r[2] for r in runs)
+    return [
+        {
+            "name": "epoch time vs train size (resnet18, 64x64): linear fit R^2",
+            "ours": times,
+            "reference": "target R^2 >= 0.98",
+            "ratio": r2,
+        },
+        {
+            "name": "peak memory vs train size (resnet18, 64x64): peak RSS of a fresh process "
+            f"per size; ratio = {sizes[-1]} / {sizes[0]} images",
+            "ours": memory,
+            "reference": f"{idle:,.0f} MB in the same process before the epoch (torch, imports)",
+            "ratio": peaks[-1] / peaks[0],
+        },
+    ]
 
 
 def bench_selection_metrics(n: int = 2000) -> dict:

@@ -80,7 +80,7 @@ def main() -> None:
     from bench.bench_gan import bench_gan
     from bench.bench_train import bench_classifier, bench_scaling, bench_selection_metrics
 
-    rows = [bench_augment(), *bench_classifier(), *bench_gan(), bench_scaling()]
+    rows = [bench_augment(), *bench_classifier(), *bench_gan(), *bench_scaling()]
     rows.append(bench_selection_metrics())
     cpu = platform.processor() or platform.machine()
     header = (

@@ -1,0 +1,344 @@
+"""GPU check (issue 7): speed, FLOPs and peak memory of the paper's three training steps, plain
+path and fast path side by side, and the wall time of the whole `paper` profile they project.
+
+Steps, at the `paper` profile's settings (64x64x3, 5 classes):
+- GAN iteration: n_critic (5) critic steps + 1 generator step of the clipped WGAN, width 1024,
+  batch 8, RMSprop (critic batch norm, as the paper profile resolves it);
+- ResNet-101 and DenseNet-121 train steps at batch 64 (Adam, cross-entropy).
+Each step runs on one pre-made batch already on the device: this measures the compute, while
+bench/bench_gan.py and bench/bench_train.py measure the data path. The fast path is FastPaths
+with amp (bf16), channels_last and fused optimisers on (and torch.compile with --compile).
+
+    python -m bench.gpu_check --device cuda --out bench/BENCHMARKS.md
+    python -m bench.gpu_check --tiny --device cpu --steps 1 --warmup 0   # seconds, for tests
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench.bench_train import max_rss_mb, reset_rss_peak
+from ganaug import InputError
+from ganaug.classify import build_model
+from ganaug.config import Config, GanConfig, load_config
+from ganaug.gan.losses import clip_weights_, critic_loss, generator_loss
+from ganaug.gan.nets import build_pair, sample_z
+from ganaug.gan.state import model_args
+from ganaug.runtime import (
+    PLAIN,
+    FastPaths,
+    as_input,
+    autocast,
+    make_generator,
+    make_optimiser,
+    pick_device,
+    prepare_module,
+    seed_everything,
+    set_threads,
+)
+
+NUM_CLASSES = 5  # RetinaMNIST grades
+SPLITS = {"train": 1080, "val": 120, "test": 400}  # RetinaMNIST images per split
+# dense bf16 peak TFLOP/s by device-name substring, most specific first (vendor data sheets)
+BF16_PEAK_TFLOPS = (
+    ("H200", 989.0),
+    ("H100 PCIe", 756.0),
+    ("H100", 989.0),  # SXM ("H100 80GB HBM3")
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("L4", 121.0),
+)
+
+
+@dataclass(frozen=True)
+class PaperWork:
+    """How much work the `paper` profile does; wall time = this work at the measured rates."""
+
+    gan_iterations: int  # epochs x (classic set // batch // n_critic) generator steps
+    train_images: int  # per classifier model: seeds x epochs x sum of the regimes' train sizes
+    eval_images: int  # per classifier model: seeds x regimes x epochs x (val + test)
+
+
+@dataclass(frozen=True)
+class Row:
+    workload: str  # which step
+    path: str  # plain or fast (and which paths)
+    batch: int  # images per batch
+    seconds: float  # wall seconds per step
+    images: int  # images one step trains on (GAN: real images through the critic)
+    flops: int  # FLOPs of one step, forward + backward (FlopCounterMode)
+    peak_mb: float  # peak memory, see memory_label
+    projected_s: float  # this step's share of the paper profile's wall time
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs that torch's FlopCounterMode counts while `fn` runs (matmuls and convolutions)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def bf16_peak(device_name: str) -> float | None:
+    for key, tflops in BF16_PEAK_TFLOPS:
+        if key in device_name:
+            return tflops
+    return None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def memory_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return "peak MB (torch.cuda.max_memory_allocated)"
+    if reset_rss_peak():
+        return "peak MB (process peak RSS, VmHWM reset per row)"
+    return "peak MB (process peak RSS: monotone over the run)"
+
+
+def reset_peak(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        reset_rss_peak()  # from here on: the whole process (torch, memory the allocator kept)
+
+
+def peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return max_rss_mb()
+
+
+def seconds_per_step(step: Callable[[], None], steps: int, warmup: int, device) -> float:
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def gan_iteration(g: GanConfig, size: int, device: torch.device, fast: FastPaths):
+    """One WGAN iteration (n_critic critic steps + 1 generator step) on a fixed real batch;
+    `iteration(update=False)` skips the optimiser steps (for counting FLOPs)."""
+    args = model_args((size, size, 3), NUM_CLASSES, g)
+    gen, critic = (net.to(device) for net in build_pair(args, make_generator(g.seed)))
+    run_g, run_d = prepare_module(gen, fast), prepare_module(critic, fast)
+    opt_g = make_optimiser("rmsprop", gen.parameters(), fast, lr=g.lr)
+    opt_d = make_optimiser("rmsprop", critic.parameters(), fast, lr=g.lr)
+    rng = make_generator(0, device)
+    real = torch.rand(g.batch_size, 3, size, size, generator=rng, device=device) * 2 - 1
+    real = as_input(real, fast)  # (B, 3, H, W) in [-1, 1], the nets' pixel convention
+
+    def iteration(update: bool = True) -> None:
+        # critic steps
+        for _ in range(g.n_critic):
+            with torch.no_grad(), autocast(device, fast.amp):
+                fake = run_g(sample_z(g.batch_size, g.z_dim, g.z_dist, rng))  # (B, 3, H, W)
+            with autocast(device, fast.amp):
+                scores = run_d(real).float(), run_d(as_input(fake, fast)).float()
+            opt_d.zero_grad(set_to_none=True)
+            critic_loss(*scores).backward()
+            if update:
+                opt_d.step()
+            clip_weights_(critic.parameters(), g.clip)
+        # generator step: gradients flow through the critic, not into it
+        critic.requires_grad_(False)
+        with autocast(device, fast.amp):
+            fake = run_g(sample_z(g.batch_size, g.z_dim, g.z_dist, rng))
+            loss = generator_loss(run_d(as_input(fake, fast)).float())
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        if update:
+            opt_g.step()
+        critic.requires_grad_(True)
+
+    return iteration
+
+
+def classifier_step(name: str, batch: int, size: int, lr: float, device, fast: FastPaths):
+    """One Adam train step of a registry classifier on a fixed normalised batch;
+    `step(update=False)` skips the optimiser step (for counting FLOPs)."""
+    model = build_model(name, NUM_CLASSES, 3).to(device)
+    run = prepare_module(model, fast)
+    opt = make_optimiser("adam", model.parameters(), fast, lr=lr)
+    rng = make_generator(0, device)
+    x = as_input(torch.randn(batch, 3, size, size, generator=rng, device=device), fast)
+    y = torch.randint(0, NUM_CLASSES, (batch,), generator=rng, device=device)
+    criterion = nn.CrossEntropyLoss()
+
+    def step(update: bool = True) -> None:
+        with autocast(device, fast.amp):
+            logits = run(x).float()  # (B, K)
+        loss = criterion(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if update:
+            opt.step()
+
+    return step
+
+
+def paper_work(cfg: Config) -> PaperWork:
+    g, c, a, ex = cfg.gan, cfg.classify, cfg.augment, cfg.experiment
+    real = SPLITS["train"]
+    classic = real * (1 + a.n_vflip + a.n_hflip + a.n_color)  # the GAN trains on this set
+    synthetic = cfg.select.k * ex.synthetic_copies
+    sizes = {"none": real, "classic": classic, "classic+gan": classic + synthetic,
+             "gan": real + cfg.select.k, "classic+gan-unselected": classic + synthetic}  # fmt: skip
+    per_epoch = max(1, classic // g.batch_size // g.n_critic)
+    return PaperWork(
+        gan_iterations=(g.epochs_lr1 + g.epochs_lr2) * per_epoch,
+        train_images=len(ex.seeds) * c.epochs * sum(sizes[r] for r in ex.regimes),
+        eval_images=len(ex.seeds) * len(ex.regimes) * c.epochs * (SPLITS["val"] + SPLITS["test"]),
+    )
+
+
+def projected_seconds(work: PaperWork, is_gan: bool, seconds: float, images: int) -> float:
+    """GAN: iterations x s/iteration. Classifier: (train + eval / 3) images / train img/s, as an
+    eval pass is a forward only, about a third of a train step's FLOPs."""
+    if is_gan:
+        return work.gan_iterations * seconds
+    return (work.train_images + work.eval_images / 3) * seconds / images
+
+
+def measure(args: argparse.Namespace, cfg: Config, device: torch.device) -> list[Row]:
+    """Every step on the plain and the fast path: one Row each."""
+    work = paper_work(cfg)
+    g, c = cfg.gan, cfg.classify
+    size, batch = (32, 4) if args.tiny else (cfg.data.size, c.batch_size)
+    if args.tiny:
+        g = cfg.replace(gan={"width": 32}).gan
+    fast = FastPaths(amp=True, channels_last=True, fused=True, compile=args.compile)
+    gan_name = f"GAN iteration ({g.n_critic} critic + 1 generator steps, width {g.width})"
+    builds = {gan_name: (lambda f: gan_iteration(g, size, device, f), g.batch_size)}
+    for name in ("resnet101", "densenet121"):
+        builds[f"{name} train step"] = (
+            lambda f, n=name: classifier_step(n, batch, size, c.lr, device, f), batch)  # fmt: skip
+    rows = []
+    for workload, (build, b) in builds.items():
+        is_gan = workload == gan_name
+        images = b * g.n_critic if is_gan else b
+        flops = 0
+        for path in (PLAIN, fast):
+            reset_peak(device)
+            step = build(path)
+            if path is PLAIN:
+                # forward + backward only (optimiser updates are elementwise: no counted FLOPs,
+                # and slow under the counter); also a warm-up; FLOPs do not depend on the path
+                flops = count_flops(lambda s=step: s(update=False))
+            seconds = seconds_per_step(step, args.steps, args.warmup, device)
+            label = "plain" if path is PLAIN else f"fast ({path.describe()})"
+            proj = projected_seconds(work, is_gan, seconds, images)
+            rows.append(Row(workload, label, b, seconds, images, flops, peak_mb(device), proj))
+            del step
+    return rows
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def format_table(rows: list[Row], work: PaperWork, device: torch.device, tiny: bool) -> str:
+    peak = bf16_peak(device_name(device)) if device.type == "cuda" else None
+    head = (
+        "| step | path | batch | ms/step | img/s | GFLOP/step | TFLOP/s | % bf16 peak"
+        f" | {memory_label(device)} | projected paper time |\n|{'---|' * 10}\n"
+    )
+    lines = []
+    for r in rows:
+        tflops = r.flops / r.seconds / 1e12
+        frac = f"{100 * tflops / peak:.1f} %" if peak else ""
+        lines.append(
+            f"| {r.workload} | {r.path} | {r.batch} | {1000 * r.seconds:.1f}"
+            f" | {r.images / r.seconds:,.1f} | {r.flops / 1e9:.2f} | {tflops:.4g} | {frac}"
+            f" | {r.peak_mb:,.0f} | {duration(r.projected_s)} |\n"
+        )
+    totals = {}
+    for r in rows:
+        kind = r.path.split(" ")[0]
+        totals[kind] = totals.get(kind, 0.0) + r.projected_s
+    notes = (
+        "\nProjected `paper` profile wall time: "
+        + ", ".join(f"{k} path {duration(v)}" for k, v in totals.items())
+        + f". Formula: GAN {work.gan_iterations:,} iterations x s/iteration; per classifier "
+        f"({work.train_images:,} train images + {work.eval_images:,} eval images / 3) / img/s;"
+        " sampling, selection, data loading and checkpoints left out.\n"
+        "GAN img/s counts the real images through the critic (n_critic x batch per iteration); "
+        "FLOPs are FlopCounterMode's forward + backward count of one step; plain is float32 "
+        f"(cuDNN may use TF32 for convolutions); % bf16 peak uses the dense bf16 peak"
+        f" {f'of {peak:g} TFLOP/s' if peak else '(unknown for this device: left blank)'}.\n"
+    )
+    if tiny:
+        notes += "--tiny: shrunken nets and images; the figures only exercise the script.\n"
+    return head + "".join(lines) + notes
+
+
+def heading(device: torch.device, args: argparse.Namespace) -> str:
+    flags = " --tiny" if args.tiny else ""
+    flags += " --compile" if args.compile else ""
+    return (
+        f"\n## {datetime.date.today()} · {platform.node()} · {device_name(device)}"
+        f" · torch {torch.__version__} · gpu_check{flags}"
+        f" (--steps {args.steps} --warmup {args.warmup})\n\n"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu_check", description=__doc__)
+    parser.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per row (>= 1)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 0)")
+    parser.add_argument("--tiny", action="store_true", help="tiny nets and images (CPU tests)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the fast path")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = default")
+    parser.add_argument("--out", default="", help="append the table to this file")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0 or args.threads < 0:
+        parser.error("--steps must be >= 1, --warmup >= 0 and --threads >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        device = pick_device(args.device)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    set_threads(args.threads)
+    seed_everything(0)  # the registry classifiers initialise from the global RNG
+    cfg = load_config("paper")
+    rows = measure(args, cfg, device)
+    text = heading(device, args) + format_table(rows, paper_work(cfg), device, args.tiny)
+    print(text)
+    if args.out:
+        with open(args.out, "a") as fh:
+            fh.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
