@@ -9,6 +9,12 @@ n_color): 1080 -> 4320 with one copy of each. No shearing or elastic deformation
 Colour jitter follows torchvision's definitions (brightness scales, contrast blends with the mean
 gray level, saturation blends with the per-pixel gray level; clamp after each) in a fixed order
 brightness -> contrast -> saturation; torchvision's ColorJitter shuffles that order per call.
+
+`color_jitter` is the readable float reference (NCHW, out of place). `classic_augment` writes each
+block straight into one preallocated uint8 (M, H, W, C) output and jitters through
+`color_jitter_uint8`, which repeats the reference's float32 operations in place on cache-sized
+chunks: its output is byte-identical to `(color_jitter(x / 255) * 255).round()`, and a seed
+gives the same flips and factors as before (same `torch.rand` calls in the same order).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from ganaug.runtime import make_generator, provenance, save_image_grid
 
 OPS = ("original", "vflip", "hflip", "hflip-none", "color")  # codes stored in train_op
 _LUMA = (0.299, 0.587, 0.114)
+_CHUNK_VALUES = 1 << 20  # uint8 values per colour-jitter chunk: a 4 MB float buffer
 
 
 @dataclass
@@ -55,6 +62,137 @@ def color_jitter(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def color_jitter_uint8(images: torch.Tensor, factors: torch.Tensor, out: torch.Tensor) -> None:
+    """`color_jitter` of uint8 (N, H, W, C) images with factors (N, 3), written into uint8 `out`.
+
+    Byte-identical to `(color_jitter(x.float() / 255) * 255).round()` on the NCHW view: the same
+    float32 operations in the same order, the gray mean reduced over the same rows. It runs chunk
+    by chunk through reused buffers of a few MB, so every pass stays in cache and no
+    image-set-sized temporary is allocated (their first touch cost more than the arithmetic).
+    """
+    n, h, w, c = images.shape
+    # chunks keep the passes in the CPU's cache; an accelerator takes the set in one go
+    sizes = _chunk_sizes(n, h * w * c) if images.device.type == "cpu" else [n]
+    planar_buf = torch.empty(sizes[0], c, h, w, dtype=torch.uint8, device=images.device)
+    x_buf = torch.empty(planar_buf.shape, device=images.device)
+    gray_buf = torch.empty(2, sizes[0], h, w, device=images.device)  # gray and scratch
+    start = 0
+    for size in sizes:
+        chunk = slice(start, start + size)
+        planar = planar_buf[:size]  # (B, C, H, W) uint8
+        _nhwc_to_nchw(images[chunk], planar)
+        x = x_buf[:size].copy_(planar).div_(255.0)  # (B, C, H, W) float in [0, 1]
+        _color_jitter_(x, factors[chunk], gray_buf[0, :size], gray_buf[1, :size])
+        _round_to_uint8(x.mul_(255.0), planar)
+        _nchw_to_nhwc(planar, out[chunk])
+        start += size
+
+
+def _chunk_sizes(n: int, values_per_image: int) -> list[int]:
+    """Split n images into near-equal chunks of about _CHUNK_VALUES values, largest first.
+
+    Every chunk holds at least 2 images (unless n == 1): torch sums a single large row (one
+    output) in two parallel passes, whose rounding differs from the row-by-row sum it runs for
+    several rows, as the reference does for all N images at once.
+    """
+    per_chunk = max(2, _CHUNK_VALUES // max(1, values_per_image))
+    parts = max(1, n // per_chunk)
+    return [n // parts + (i < n % parts) for i in range(parts)]
+
+
+def _color_jitter_(
+    x: torch.Tensor, factors: torch.Tensor, gray_buf: torch.Tensor, tmp_buf: torch.Tensor
+) -> None:
+    """In-place `color_jitter` of float (B, C, H, W): the same float32 operations, hence bits.
+
+    gray_buf, tmp_buf: (B, H, W) scratch. Each in-place op computes exactly what the matching
+    out-of-place expression in `color_jitter` computes (IEEE ops, no fused multiply-add).
+    """
+    b, c, s = (factors[:, i].view(-1, 1, 1, 1) for i in range(3))
+    x.mul_(b).clamp_(0, 1)
+    mean = _gray_into(x, gray_buf, tmp_buf).mean(dim=(1, 2)).view(-1, 1, 1, 1)
+    x.mul_(c).add_((1 - c) * mean).clamp_(0, 1)
+    if x.shape[1] == 3:  # saturation is undefined for a single gray channel
+        weighted_gray = _gray_into(x, gray_buf, tmp_buf).mul_((1 - s).view(-1, 1, 1))
+        x.mul_(s).add_(weighted_gray.unsqueeze(1)).clamp_(0, 1)
+
+
+def _gray_into(x: torch.Tensor, out: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
+    """`gray` of float (B, C, H, W) as (B, H, W), written into `out` (tmp: same-shaped scratch)."""
+    if x.shape[1] == 1:
+        return x[:, 0]
+    torch.mul(x[:, 0], _LUMA[0], out=out)
+    out.add_(torch.mul(x[:, 1], _LUMA[1], out=tmp))  # (r * 0.299 + g * 0.587), as in `gray`
+    return out.add_(torch.mul(x[:, 2], _LUMA[2], out=tmp))
+
+
+def _round_to_uint8(x: torch.Tensor, out: torch.Tensor) -> None:
+    """Round float (B, C, H, W) in [0, 255] into uint8 `out`, as `x.round().to(torch.uint8)`.
+
+    On CPU numpy does the cast: torch casts float -> uint8 in a scalar loop, ~7x slower.
+    """
+    x.round_()
+    if x.device.type == "cpu":
+        np.copyto(out.numpy(), x.numpy(), casting="unsafe")  # exact: integral values in range
+    else:
+        out.copy_(x)
+
+
+def _nhwc_to_nchw(src: torch.Tensor, dst: torch.Tensor) -> None:
+    """Copy uint8 (B, H, W, C) into (B, C, H, W), a channel at a time (see `_nchw_to_nhwc`)."""
+    if src.device.type == "cpu":
+        src, dst = src.numpy(), dst.numpy()
+    for ch in range(dst.shape[1]):
+        dst[:, ch] = src[..., ch]
+
+
+def _nchw_to_nhwc(src: torch.Tensor, dst: torch.Tensor) -> None:
+    """Copy uint8 (B, C, H, W) into (B, H, W, C), a channel at a time.
+
+    Per channel the copy is one long strided loop instead of torch's loops over C = 3 values;
+    on CPU numpy runs those strided byte copies about twice as fast as torch.
+    """
+    if src.device.type == "cpu":
+        src, dst = src.numpy(), dst.numpy()
+    for ch in range(src.shape[1]):
+        dst[..., ch] = src[:, ch]
+
+
+def _empty_images(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Uninitialised uint8 images. On CPU allocated by numpy, whose allocator asks Linux for
+    transparent huge pages: first touching a ~50 MB output is then several times cheaper."""
+    if device.type == "cpu":
+        return torch.from_numpy(np.empty(shape, dtype=np.uint8))
+    return torch.empty(shape, dtype=torch.uint8, device=device)
+
+
+def _copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:
+    """dst[...] = src, for the plain copies into the fresh output.
+
+    On CPU numpy copies: the first write into freshly allocated (huge) pages measured up to 10x
+    slower from torch's two copy threads than from numpy's one.
+    """
+    if dst.device.type == "cpu":
+        np.copyto(dst.numpy(), src.numpy())
+    else:
+        dst.copy_(src)
+
+
+def _vflip_into(images: torch.Tensor, out: torch.Tensor) -> None:
+    """Vertical flip of uint8 (N, H, W, C) written into `out`, without an intermediate copy."""
+    rows = torch.arange(images.shape[1] - 1, -1, -1, device=images.device)  # H - 1, ..., 0
+    torch.index_select(images, 1, rows, out=out)
+
+
+def _hflip_some_into(images: torch.Tensor, flip: torch.Tensor, out: torch.Tensor) -> None:
+    """Copy uint8 (N, H, W, C) into `out`, mirrored left-right where bool (N,) `flip` is set."""
+    _copy_into(out, images)
+    # few rows (hflip_p is 0.1 in the paper); flipping them one by one is ~2x faster than
+    # gathering them and flipping the batch
+    for row in flip.nonzero().squeeze(1).tolist():
+        out[row] = images[row].flip(1)  # (H, W, C): W is dim 1
+
+
 def classic_augment(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -66,36 +204,36 @@ def classic_augment(
     Output blocks, each in source order: originals, n_vflip vertical flips, n_hflip
     horizontal-flip copies (flipped with probability hflip_p), n_color colour-jittered copies.
     All randomness comes from `generator`, so the same seed gives byte-identical output.
+    Every block is written straight into one preallocated (M, H, W, C) output.
     """
     n = images.shape[0]
-    index = torch.arange(n)
-    x = images.permute(0, 3, 1, 2)  # (N, C, H, W)
-    blocks = [x]
+    copies = 1 + cfg.n_vflip + cfg.n_hflip + cfg.n_color
+    out = _empty_images((copies * n, *images.shape[1:]), images.device)
+    blocks = iter(out.view(copies, *images.shape))  # (N, H, W, C) views, in output order
+    _copy_into(next(blocks), images)
     ops = [torch.full((n,), OPS.index("original"), dtype=torch.int8)]
     factors = [torch.ones(n, 3)]
     for _ in range(cfg.n_vflip):
-        blocks.append(x.flip(2))
+        _vflip_into(images, next(blocks))
         ops.append(torch.full((n,), OPS.index("vflip"), dtype=torch.int8))
         factors.append(torch.ones(n, 3))
     for _ in range(cfg.n_hflip):
         flip = torch.rand(n, generator=generator, device=generator.device) < cfg.hflip_p
-        flip = flip.to(x.device)
-        blocks.append(torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x))
+        flip = flip.to(images.device)
+        _hflip_some_into(images, flip, next(blocks))
         code = torch.where(flip, OPS.index("hflip"), OPS.index("hflip-none")).to(torch.int8)
         ops.append(code.cpu())
         factors.append(torch.ones(n, 3))
     for _ in range(cfg.n_color):
         f = torch.rand(n, 3, generator=generator, device=generator.device)
-        f = (cfg.color_low + (cfg.color_high - cfg.color_low) * f).to(x.device)
-        jittered = color_jitter(x.float() / 255.0, f)
-        blocks.append((jittered * 255.0).round().to(torch.uint8))
+        f = (cfg.color_low + (cfg.color_high - cfg.color_low) * f).to(images.device)
+        color_jitter_uint8(images, f, out=next(blocks))
         ops.append(torch.full((n,), OPS.index("color"), dtype=torch.int8))
         factors.append(f.float().cpu())
-    copies = len(blocks)
     return Augmented(
-        images=torch.cat(blocks).permute(0, 2, 3, 1).contiguous(),
+        images=out,
         labels=labels.repeat(copies),
-        source_index=index.repeat(copies),
+        source_index=torch.arange(n).repeat(copies),
         op=torch.cat(ops),
         color_factors=torch.cat(factors),
     )
