@@ -427,6 +427,7 @@ def fit_classifier(
         return finished
     run = _start(cfg, out_dir, config_hash, arrays, class_names, device)
     _resume(run)  # a checkpoint of another config is refused before anything is written
+    log.info("%s on %s; fast paths: %s", cfg.classify.model, run.device, run.fast.describe())
     if is_main():
         save_config(cfg, out_dir / "config.yaml")
     _train_epochs(run, on_epoch)
@@ -462,7 +463,6 @@ def _start(
     model.to(device)
     fast = fast_paths(cfg.runtime, device)
     prepare_module(model, fast)  # before DDP, which keeps gradient buckets in the weights' layout
-    log.info("%s on %s; fast paths: %s", ccfg.model, device, fast.describe())
     tensors = {
         s: (torch.from_numpy(x).to(device), torch.from_numpy(y.astype(np.int64)).to(device))
         for s, (x, y) in arrays.items()

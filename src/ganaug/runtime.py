@@ -461,12 +461,25 @@ def main_process_lock(directory: Path | str) -> AbstractContextManager:
 # logging and progress
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record is emitted, not when the handler was made
+    (in-process callers such as tests swap sys.stderr between commands)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ assigns it; ignored
+        pass
+
+
 def setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
     """Human log to stderr (and to `log_file` when given)."""
     logger = logging.getLogger("ganaug")
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     if not any(getattr(h, "_ganaug", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._ganaug = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

@@ -110,12 +110,12 @@ def train_gan(
     fingerprint = data_fingerprint(images, labels)
     fast = fast_paths(cfg.runtime, device)
     units = build_units(args, g, labels, device, fast)
-    log.info("GAN on %s; fast paths: %s", device, fast.describe())
     rng = make_generator(g.seed + 1 + RANK_SEED_STRIDE * dist_info().rank, device)
     ckpt_path = out_dir / "checkpoints" / "last.pt"
     epoch, step, skips = resume(ckpt_path, units, rng, args, cfg, fingerprint)
     if epoch >= g.epochs:
         return ckpt_path
+    log.info("GAN on %s; fast paths: %s", device, fast.describe())
     for unit in units:  # every rank starts from rank 0's weights
         for net in (unit.generator, unit.critic, unit.ema):
             if net is not None:
