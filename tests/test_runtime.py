@@ -44,6 +44,27 @@ def test_lock_refuses_second_and_takes_over_stale(tmp_path: Path):
     lock.release()
 
 
+def test_lock_removes_temporaries_of_a_killed_write_and_nothing_else(tmp_path: Path):
+    cell = tmp_path / "classify" / "cell"
+    cell.mkdir(parents=True)
+    (cell / "notes.txt").write_text("mine")
+    (tmp_path / "data.tmp").write_text("not ours: no leading dot")
+    script = (
+        "import os, sys\n"
+        "from ganaug.runtime import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_text('half')\n"
+        "    os._exit(9)  # dies mid-write, as a kill -9 would\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(cell / "metrics.json")], check=False)
+    left = [p.name for p in cell.iterdir() if p.name.endswith(".tmp")]
+    assert len(left) == 1 and left[0].startswith(".metrics.json.")
+    with RunLock(tmp_path):
+        names = sorted(p.name for p in cell.iterdir())
+    assert names == ["notes.txt"]
+    assert (tmp_path / "data.tmp").read_text() == "not ours: no leading dot"
+
+
 def test_safe_load_refuses_code_and_garbage(tmp_path: Path):
     good = tmp_path / "good.pt"
     atomic_torch_save({"w": torch.ones(2)}, good)

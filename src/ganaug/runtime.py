@@ -383,7 +383,9 @@ def refuse_overwrite(path: Path | str, force: bool) -> None:
 class RunLock:
     """`run.lock` holding host and pid; a second live process on the directory is refused.
 
-    A lock left by a dead process on this host (a kill -9) is stale and taken over. Directories
+    A lock left by a dead process on this host (a kill -9) is stale and taken over, and the
+    temporary files its interrupted atomic writes left (`.NAME.XXXX.tmp`, see atomic_path) are
+    removed: with the lock held no other process can be writing them. Directories
     the lock had to create are removed again on release when nothing else was written into them,
     so a command refused for bad input leaves no empty output directory behind.
     """
@@ -430,8 +432,16 @@ class RunLock:
             with os.fdopen(fd, "w") as fh:
                 fh.write(payload)
             self.held = True
+            self._remove_leftovers()
             return
         raise InputError(f"{self.path}: could not take the lock; remove it if no run is active")
+
+    def _remove_leftovers(self) -> None:
+        leftovers = [p for p in self.path.parent.rglob(".*.tmp") if p.is_file()]
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        if leftovers:
+            log.debug("removed %d temporary file(s) of interrupted writes", len(leftovers))
 
     def release(self) -> None:
         if self.held:
