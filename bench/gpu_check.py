@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.bench_train import max_rss_mb, reset_rss_peak
 from ganaug import InputError
-from ganaug.classify import build_model
+from ganaug.classify import build_model, to_input
 from ganaug.config import Config, GanConfig, load_config
 from ganaug.gan.losses import clip_weights_, critic_loss, generator_loss
 from ganaug.gan.nets import build_pair, sample_z
@@ -46,6 +46,7 @@ from ganaug.runtime import (
     prepare_module,
     seed_everything,
     set_threads,
+    to_device,
 )
 
 NUM_CLASSES = 5  # RetinaMNIST grades
@@ -199,6 +200,33 @@ def classifier_step(name: str, batch: int, size: int, lr: float, device, fast: F
     return step
 
 
+def fast_path_checks(device: torch.device) -> str:
+    """On `device` (the CUDA paths have no other test there): the pinned copy equals the plain
+    one, bf16 + channels_last logits stay close to float32, fused Adam matches plain Adam."""
+    images = torch.randint(0, 256, (8, 32, 32, 3), generator=make_generator(0), dtype=torch.uint8)
+    pinned = to_device(images, device, FastPaths(pin_memory=True))
+    same_copy = torch.equal(pinned.cpu(), images)
+    logits, params = {}, {}
+    for name, fast in (("plain", PLAIN), ("fast", FastPaths(True, True, True))):
+        seed_everything(0)
+        model = prepare_module(build_model("resnet18", NUM_CLASSES, 3).to(device).eval(), fast)
+        with torch.no_grad(), autocast(device, fast.amp):
+            logits[name] = model(to_input(images, device, fast)).float()
+        opt = make_optimiser("adam", model.parameters(), fast, lr=1e-3)
+        for p in model.parameters():
+            p.grad = torch.ones_like(p)
+        opt.step()
+        params[name] = torch.cat([p.detach().flatten().float() for p in model.parameters()])
+    scale = logits["plain"].abs().max().item()
+    rel = (logits["fast"] - logits["plain"]).abs().max().item() / max(scale, 1e-12)
+    step = (params["fast"] - params["plain"]).abs().max().item()
+    return (
+        f"\nFast-path checks on {device_name(device)}: pinned copy equal: {same_copy}; "
+        f"bf16 + channels_last resnet18 logits max |diff| / max |logit|: {rel:.4f}; "
+        f"fused Adam vs plain, max parameter difference after one step: {step:.2e}\n"
+    )
+
+
 def paper_work(cfg: Config) -> PaperWork:
     g, c, a, ex = cfg.gan, cfg.classify, cfg.augment, cfg.experiment
     real = SPLITS["train"]
@@ -333,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config("paper")
     rows = measure(args, cfg, device)
     text = heading(device, args) + format_table(rows, paper_work(cfg), device, args.tiny)
+    text += fast_path_checks(device)
     print(text)
     if args.out:
         with open(args.out, "a") as fh:

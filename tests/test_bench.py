@@ -66,6 +66,15 @@ def test_gpu_check_rows_have_positive_finite_rates(tiny_check):
                 assert math.isfinite(value) and value > 0, (step, row)
 
 
+def test_gpu_check_runs_the_fast_path_checks_on_its_device(tiny_check):
+    stdout, _ = tiny_check
+    line = next(line for line in stdout.splitlines() if line.startswith("Fast-path checks on cpu"))
+    assert "pinned copy equal: True" in line
+    rel = float(re.search(r"max \|logit\|: ([0-9.]+)", line).group(1))
+    assert 0 < rel < 0.05  # bf16 really ran (not 0), and stayed close to float32
+    assert float(re.search(r"after one step: ([0-9.e+-]+)", line).group(1)) < 1e-6
+
+
 def test_gpu_check_projects_a_positive_paper_time(tiny_check):
     stdout, _ = tiny_check
     found = re.findall(r"(plain|fast) path ([0-9.]+) (s|min|h)", stdout)
