@@ -65,6 +65,8 @@ def test_lock_removes_temporaries_of_a_killed_write_and_nothing_else(tmp_path: P
     assert (tmp_path / "data.tmp").read_text() == "not ours: no leading dot"
 
 
+# torch warns that a plain pickle is not its own protocol before refusing it: expected here
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_safe_load_refuses_code_and_garbage(tmp_path: Path):
     good = tmp_path / "good.pt"
     atomic_torch_save({"w": torch.ones(2)}, good)
