@@ -5,7 +5,8 @@ Steps, at the `paper` profile's settings (64x64x3, 5 classes):
 - GAN iteration: n_critic (5) critic steps + 1 generator step of the clipped WGAN, width 1024,
   batch 8, RMSprop (critic batch norm, as the paper profile resolves it);
 - ResNet-101 and DenseNet-121 train steps at batch 64 (Adam, cross-entropy).
-Each step runs on one pre-made batch already on the device: this measures the compute, while
+Each step is the training loop's own (gan.train's critic_step / generator_step, classify's
+train_one_epoch) on one pre-made batch already on the device: this measures the compute, while
 bench/bench_gan.py and bench/bench_train.py measure the data path. The fast path is FastPaths
 with amp (bf16), channels_last and fused optimisers on (and torch.compile with --compile).
 
@@ -23,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -30,11 +32,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.bench_train import max_rss_mb, reset_rss_peak
 from ganaug import InputError
-from ganaug.classify import build_model, to_input
+from ganaug.classify import build_model, to_input, train_one_epoch
 from ganaug.config import Config, GanConfig, load_config
-from ganaug.gan.losses import clip_weights_, critic_loss, generator_loss
-from ganaug.gan.nets import build_pair, sample_z
-from ganaug.gan.state import model_args
+from ganaug.gan.diffaug import parse_policy
+from ganaug.gan.monitor import EpochStats, NanGuard
+from ganaug.gan.state import build_units, model_args
+from ganaug.gan.train import critic_step, generator_step
 from ganaug.runtime import (
     PLAIN,
     FastPaths,
@@ -140,62 +143,47 @@ def seconds_per_step(step: Callable[[], None], steps: int, warmup: int, device) 
 
 
 def gan_iteration(g: GanConfig, size: int, device: torch.device, fast: FastPaths):
-    """One WGAN iteration (n_critic critic steps + 1 generator step) on a fixed real batch;
-    `iteration(update=False)` skips the optimiser steps (for counting FLOPs)."""
+    """One WGAN iteration of the training loop's own steps (gan.train's critic_step n_critic
+    times, then generator_step) on a fixed real batch, so the figures are those of the real loop
+    (loss logging, NaN guard and weight clipping included)."""
     args = model_args((size, size, 3), NUM_CLASSES, g)
-    gen, critic = (net.to(device) for net in build_pair(args, make_generator(g.seed)))
-    run_g, run_d = prepare_module(gen, fast), prepare_module(critic, fast)
-    opt_g = make_optimiser("rmsprop", gen.parameters(), fast, lr=g.lr)
-    opt_d = make_optimiser("rmsprop", critic.parameters(), fast, lr=g.lr)
+    labels = torch.arange(g.batch_size) % NUM_CLASSES
+    unit = build_units(args, g, labels, device, fast)[0]
+    y = labels.to(device) if unit.generator.embed is not None else None  # conditional modes
+    guard, stats, policy = (
+        NanGuard(g, Path("unused.pt"), None, 0),
+        EpochStats(),
+        parse_policy(g.diffaug),
+    )
     rng = make_generator(0, device)
     real = torch.rand(g.batch_size, 3, size, size, generator=rng, device=device) * 2 - 1
     real = as_input(real, fast)  # (B, 3, H, W) in [-1, 1], the nets' pixel convention
 
-    def iteration(update: bool = True) -> None:
-        # critic steps
+    def iteration() -> None:
         for _ in range(g.n_critic):
-            with torch.no_grad(), autocast(device, fast.amp):
-                fake = run_g(sample_z(g.batch_size, g.z_dim, g.z_dist, rng))  # (B, 3, H, W)
-            with autocast(device, fast.amp):
-                scores = run_d(real).float(), run_d(as_input(fake, fast)).float()
-            opt_d.zero_grad(set_to_none=True)
-            critic_loss(*scores).backward()
-            if update:
-                opt_d.step()
-            clip_weights_(critic.parameters(), g.clip)
-        # generator step: gradients flow through the critic, not into it
-        critic.requires_grad_(False)
-        with autocast(device, fast.amp):
-            fake = run_g(sample_z(g.batch_size, g.z_dim, g.z_dist, rng))
-            loss = generator_loss(run_d(as_input(fake, fast)).float())
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        if update:
-            opt_g.step()
-        critic.requires_grad_(True)
+            critic_step(unit, real, y, g, policy, rng, stats, guard, fast)
+        generator_step(unit, g.batch_size, y, g, policy, rng, stats, guard, fast)
 
     return iteration
 
 
 def classifier_step(name: str, batch: int, size: int, lr: float, device, fast: FastPaths):
-    """One Adam train step of a registry classifier on a fixed normalised batch;
-    `step(update=False)` skips the optimiser step (for counting FLOPs)."""
+    """One Adam train step of a registry classifier through classify's own train_one_epoch,
+    on a one-batch set of uint8 images already on the device."""
     model = build_model(name, NUM_CLASSES, 3).to(device)
-    run = prepare_module(model, fast)
+    prepare_module(model, fast)
     opt = make_optimiser("adam", model.parameters(), fast, lr=lr)
     rng = make_generator(0, device)
-    x = as_input(torch.randn(batch, 3, size, size, generator=rng, device=device), fast)
-    y = torch.randint(0, NUM_CLASSES, (batch,), generator=rng, device=device)
+    images = torch.randint(0, 256, (batch, size, size, 3), generator=rng, device=device)
+    images = images.to(torch.uint8)  # (B, H, W, 3), as classify holds its data
+    labels = torch.randint(0, NUM_CLASSES, (batch,), generator=rng, device=device)
     criterion = nn.CrossEntropyLoss()
+    shuffle = make_generator(1)
 
-    def step(update: bool = True) -> None:
-        with autocast(device, fast.amp):
-            logits = run(x).float()  # (B, K)
-        loss = criterion(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if update:
-            opt.step()
+    def step() -> None:
+        train_one_epoch(
+            model, opt, criterion, images, labels, batch_size=batch, generator=shuffle, fast=fast
+        )
 
     return step
 
@@ -271,10 +259,9 @@ def measure(args: argparse.Namespace, cfg: Config, device: torch.device) -> list
         for path in (PLAIN, fast):
             reset_peak(device)
             step = build(path)
-            if path is PLAIN:
-                # forward + backward only (optimiser updates are elementwise: no counted FLOPs,
-                # and slow under the counter); also a warm-up; FLOPs do not depend on the path
-                flops = count_flops(lambda s=step: s(update=False))
+            if path is PLAIN:  # also a warm-up; FLOPs do not depend on the path (optimiser
+                # updates are elementwise, which FlopCounterMode does not count)
+                flops = count_flops(step)
             seconds = seconds_per_step(step, args.steps, args.warmup, device)
             label = "plain" if path is PLAIN else f"fast ({path.describe()})"
             proj = projected_seconds(work, is_gan, seconds, images)
