@@ -384,7 +384,7 @@ class RunLock:
     """`run.lock` holding host and pid; a second live process on the directory is refused.
 
     A lock left by a dead process on this host (a kill -9) is stale and taken over, and the
-    temporary files its interrupted atomic writes left (`.NAME.XXXX.tmp`, see atomic_path) are
+    temporary files its interrupted atomic writes left (`.NAME.<random>.tmp`, see atomic_path) are
     removed: with the lock held no other process can be writing them. Directories
     the lock had to create are removed again on release when nothing else was written into them,
     so a command refused for bad input leaves no empty output directory behind.
