@@ -4,13 +4,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import make_imageset
 from ganaug import InputError
 from ganaug.config import load_config
 from ganaug.data import read_npz, write_npz
-from ganaug.gan.sample import critic_scores, sample_images
+from ganaug.gan.nets import sample_z
+from ganaug.gan.sample import (
+    REFERENCE_FAKES,
+    REFERENCE_SEED,
+    critic_scores,
+    recalibrate_batch_norm,
+    sample_images,
+)
+from ganaug.gan.state import load_checkpoint, load_nets
 from ganaug.gan.train import train_gan
+from ganaug.runtime import make_generator
 
 TINY = [
     "gan.width=16",
@@ -123,3 +133,30 @@ def test_gan_commands_bad_input_exit_2(tmp_path, tiny_npz, cli, capsys, args, ne
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "g" / "checkpoints").exists()
+
+
+def test_batch_norm_critic_scores_an_image_alone_with_fake_statistics(tmp_path: Path):
+    """The paper's WGAN critic has batch norm: an image's score must not depend on its batch
+    mates, and fakes are normalised by fake statistics as in training (not the running mix of
+    real and fake batches)."""
+    data = make_imageset(n=48, size=16, classes=3)
+    sets = ["gan.mode=conditional", "gan.loss=wgan", "gan.diffaug=", "gan.ema_decay=0"]
+    ckpt = train_gan(data, load_config("smoke", TINY + sets), tmp_path / "wgan")
+    images = make_imageset(n=12, size=16, seed=5).images["train"]
+    labels = np.arange(12) % 3
+    alone = critic_scores(ckpt, images[:4], labels[:4], device="cpu", batch_size=2)
+    mixed = critic_scores(ckpt, images, labels, device="cpu", batch_size=12)
+    np.testing.assert_allclose(alone, mixed[:4], rtol=1e-6)  # chunk and batch mates irrelevant
+
+    _, gens, critics = load_nets(ckpt, torch.device("cpu"))
+    trained_mean = critics[0].convs[3].running_mean.clone()  # (width/4,): real and fake mixed
+    args = load_checkpoint(ckpt)["model_args"]
+    recalibrate_batch_norm(critics[0], gens[0], args, 0, torch.device("cpu"))
+    z = sample_z(REFERENCE_FAKES, args["z_dim"], args["z_dist"], make_generator(REFERENCE_SEED))
+    classes = torch.arange(REFERENCE_FAKES) % 3
+    with torch.no_grad():
+        pre_norm = critics[0].convs[:3](gens[0](z, classes))  # (512, width/4, 4, 4)
+    expected = pre_norm.mean(dim=(0, 2, 3))
+    torch.testing.assert_close(critics[0].convs[3].running_mean, expected, rtol=1e-4, atol=1e-5)
+    assert (trained_mean - expected).norm() > 0.05 * expected.norm()  # recalibration changed it
+    assert not critics[0].training

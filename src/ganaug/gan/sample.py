@@ -82,7 +82,7 @@ def critic_scores(
     """Critic score per image (N,), higher = judged more real. per_class uses the critic of each
     image's label, conditional its projection with the label; unconditional ignores labels."""
     device = _device(device)
-    ckpt, _, critics = load_nets(Path(checkpoint), device)
+    ckpt, gens, critics = load_nets(Path(checkpoint), device)
     args = ckpt["model_args"]
     images = np.asarray(images)
     want = (args["size"], args["size"], args["channels"])
@@ -98,16 +98,56 @@ def critic_scores(
         if labels.min(initial=0) < 0 or labels.max(initial=0) >= args["num_classes"]:
             raise InputError(f"labels must lie in 0..{args['num_classes'] - 1}")
     scores = np.empty(len(images), dtype=np.float64)
-    for k, critic in enumerate(critics):
+    for k, (gen, critic) in enumerate(zip(gens, critics, strict=True)):
         rows = (
             np.flatnonzero(labels == k) if args["mode"] == "per_class" else np.arange(len(images))
         )
+        recalibrate_batch_norm(critic, gen, args, k, device)
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             x = from_uint8(torch.from_numpy(images[chunk]).to(device))
             lab = torch.from_numpy(labels[chunk]).to(device) if critic.embed is not None else None
             scores[chunk] = critic(x, lab).double().cpu().numpy()
     return scores
+
+
+REFERENCE_FAKES = 512  # fakes whose batch-norm statistics a batch-norm critic scores with
+REFERENCE_SEED = 2**31 - 1  # their latents' seed, apart from the sampling seeds 0, 1, 2, ...
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(
+    critic: torch.nn.Module, gen: torch.nn.Module, args: dict, unit: int, device: torch.device
+) -> None:
+    """A batch-norm critic's statistics of fakes, then eval mode; other critics are unchanged.
+
+    A batch-norm critic (the paper's WGAN) trains on all-real and all-fake batches, each
+    normalised by its own statistics, while its running statistics average the two kinds.
+    Scoring fakes with those running statistics ranks them in a mode the critic never trained
+    in, and scoring in train mode would make an image's score depend on its batch mates. So the
+    running statistics are recomputed over REFERENCE_FAKES fixed fakes of the unit's generator
+    (a cumulative mean over two chunks, momentum None) and scores are taken in eval mode: a fake
+    is normalised by fake statistics, as in training, and its score is a function of the image
+    alone.
+    """
+    norms = [m for m in critic.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    gen_z = make_generator(REFERENCE_SEED)
+    z = sample_z(REFERENCE_FAKES, args["z_dim"], args["z_dist"], gen_z).to(device)
+    classes = torch.arange(REFERENCE_FAKES, device=device) % max(args["num_classes"], 1)
+    if args["mode"] == "per_class":
+        classes = torch.full_like(classes, unit)
+    lab_g = classes if gen.embed is not None else None
+    lab_c = classes if critic.embed is not None else None
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the chunks
+    critic.train()
+    for half in (slice(0, REFERENCE_FAKES // 2), slice(REFERENCE_FAKES // 2, None)):
+        fake = gen(z[half], None if lab_g is None else lab_g[half])
+        critic(fake, None if lab_c is None else lab_c[half])
+    critic.eval()
 
 
 def contact_sheet(samples: ImageSet, per_row: int = 10) -> np.ndarray:
