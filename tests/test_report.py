@@ -1,4 +1,5 @@
-"""The report: Table 1 numbers from hand-made metrics.json, the paired bootstrap, figures, HTML."""
+"""The report: Table 1 numbers from hand-made metrics.json, the paired comparison (hierarchical
+bootstrap, Holm, verdicts), the grid config.yaml names, figures, HTML."""
 
 from __future__ import annotations
 
@@ -181,24 +182,42 @@ def test_table1_shape_and_paper_column(built):
 
 
 def test_paired_comparison_both_protocols(built):
-    _, summary = built
+    run_dir, summary = built
     for protocol in ("last", "best_val"):
         comps = {(c["better"], c["model"]): c for c in summary["comparisons"][protocol]}
-        helped = comps[("classic+gan", "resnet18")]
+        gain = comps[("classic+gan", "resnet18")]
         # seeds paired: (30 - 20 + 34 - 22) / 2 / 40 = 27.5 points (the same at best-val)
-        assert helped["diff_points"] == pytest.approx(27.5)
-        low, high = helped["ci_points"]
-        assert 0 < low < 27.5 < high
-        assert helped["verdict"] == "helped"
-        assert "Classic+GAN beats Classic for resnet18 by 27.50 points" in helped["sentence"]
-        assert "excludes zero" in helped["sentence"]
+        assert gain["diff_points"] == pytest.approx(27.5)
+        assert gain["seeds"] == [0, 1] and gain["n_seeds"] == 2 and gain["n_test"] == 40
+        assert gain["ci_method"].startswith("paired hierarchical bootstrap (seeds, then test")
+        # two seeds (25 and 30 points) leave one degree of freedom for the seed-to-seed spread
+        # (t = 12.7): the interval reaches below zero, as a paired t-test would (p = 0.058);
+        # the old test-images-only interval called this a win
+        low, high = gain["ci_points"]
+        assert low < 0 < 27.5 < high
+        assert gain["verdict"] == "no evidence" and "t_interval" not in gain  # < 5 seeds
+        assert 0 < gain["p_value"] <= gain["p_holm"] <= 1
+        assert gain["sentence"].startswith(
+            "Classic+GAN beats Classic for resnet18 by 27.50 points (95 % CI ["
+        )
+        assert "2 paired seed(s), 40 test images; p = " in gain["sentence"]
+        assert "Holm-adjusted" in gain["sentence"]
+        assert gain["sentence"].endswith("includes zero: no evidence either way.")
         flat = comps[("classic+gan", "densenet121")]
         # per image: seed 0 gains 5, seed 1 loses 4 -> 0.5 / 40 = 1.25 points, noisy
         assert flat["diff_points"] == pytest.approx(1.25)
         assert flat["ci_points"][0] < 0 < flat["ci_points"][1]
         assert flat["verdict"] == "no evidence"
         assert flat["sentence"].startswith("Classic+GAN beats Classic for densenet121 by 1.25")
-        assert "includes zero: no evidence the GAN helped" in flat["sentence"]
+    # Holm runs over every comparison the report makes: 2 protocols x 2 questions x 2 models
+    every = [c for comps in summary["comparisons"].values() for c in comps]
+    assert len(every) == 8 and all("p_holm" in c for c in every)
+    smallest = min(every, key=lambda c: c["p_value"])
+    assert smallest["p_holm"] == pytest.approx(min(1.0, 8 * smallest["p_value"]))
+    md = (run_dir / "report/results.md").read_text()
+    assert "This report makes 8 paired comparisons" in md and "Holm-adjusted p-value" in md
+    assert "seed-to-seed variance" in md and "does not cover variation of the data split" in md
+    assert "one GAN and one synthetic set" in md  # generator_per_seed is not on in this run
 
 
 def _runs(correct: bool, seeds=(0, 1)) -> dict[int, Run]:
@@ -212,22 +231,38 @@ def _runs(correct: bool, seeds=(0, 1)) -> dict[int, Run]:
 def test_bootstrap_all_right_vs_all_wrong_both_directions():
     up = paired_bootstrap(_runs(True), _runs(False), "last", resamples=200)
     assert up["diff_points"] == 100.0 and up["ci_points"] == [100.0, 100.0]
+    assert up["p_value"] == pytest.approx(2 / 201)  # (1 + 0) / (1 + resamples), two-sided
     sentence = verdict_sentence(up, "classic+gan", "classic", "resnet18", "the GAN")
-    assert up["verdict"] == "helped" and "interval excludes zero" in sentence
+    assert up["verdict"] == "helped"
+    assert sentence.endswith("the interval excludes zero: evidence that the GAN helped.")
     down = paired_bootstrap(_runs(False), _runs(True), "last", resamples=200)
     assert down["ci_points"] == [-100.0, -100.0]
     sentence = verdict_sentence(down, "classic+gan", "classic", "resnet18", "the GAN")
-    assert down["verdict"] == "worse"
-    assert sentence.startswith("Classic+GAN is worse than Classic for resnet18 by 100.00 points")
+    assert down["verdict"] == "hurt"
+    assert sentence.startswith("Classic+GAN trails Classic for resnet18 by 100.00 points")
+    assert sentence.endswith("excludes zero: evidence that the GAN hurt.")
     # seeds pair by number: no shared seed -> reported, not crashed
     none = paired_bootstrap(_runs(True, (0,)), _runs(False, (1,)), "last", resamples=10)
     assert "error" in none
     assert "not available" in verdict_sentence(none, "classic+gan", "classic", "m", "the GAN")
 
 
+def test_one_seed_says_the_interval_covers_test_images_only():
+    better, base = _runs(True, (0,)), _runs(False, (0,))
+    base[0].metrics["last"] = _block(20, 3)
+    comp = paired_bootstrap(better, base, "last", resamples=200)
+    assert comp["n_seeds"] == 1 and comp["diff_points"] == 50.0
+    sentence = verdict_sentence(comp, "classic+gan", "classic", "resnet18", "the GAN")
+    assert "1 paired seed(s)" in sentence
+    assert sentence.endswith(
+        "1 seed: the interval covers test images only, not seed-to-seed variance."
+    )
+
+
 def test_bootstrap_is_seeded():
     better, base = _runs(True), _runs(False)
     base[0].metrics["last"] = _block(20, 3)
+    base[1].metrics["last"] = _block(10, 3)
     a = paired_bootstrap(better, base, "last", resamples=100, seed=3)
     b = paired_bootstrap(better, base, "last", resamples=100, seed=3)
     assert a == b
@@ -317,6 +352,46 @@ def test_one_seed_extra_regime_and_missing_cells(tmp_path):
     assert "regime none: no results for densenet121, resnet18" in md
     assert "not available (no classic+gan results)" in md
     assert summary["figures"] == list(FIGURES[1:5])
+
+
+def test_five_seeds_t_interval_and_stale_cells_ignored(tmp_path):
+    run_dir = tmp_path / "run"
+    gains = {"none": (18, 19, 20, 18, 19), "classic": (20, 21, 22, 20, 21)}
+    gains["classic+gan"] = (30, 32, 31, 30, 33)  # 9-12 images more than classic, every seed
+    for regime, counts in gains.items():
+        for seed, k in enumerate(counts):
+            write_run(run_dir, regime, "resnet18", seed, k, k)
+    # stale cells of an earlier grid: a seed and a regime config.yaml does not name; the second
+    # is not even JSON, so reading it would fail the report
+    write_run(run_dir, "classic+gan", "resnet18", 7, 0, 0)
+    write_run(run_dir, "gan", "resnet18", 0, 20, 20)
+    (run_dir / "classify/gan/resnet18/seed0/metrics.json").write_text("{not json")
+    experiment = {"regimes": ["none", "classic", "classic+gan"], "models": ["resnet18"]}
+    experiment |= {"seeds": [0, 1, 2, 3, 4], "bootstrap": 300, "generator_per_seed": True}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"experiment": experiment}))
+    summary = build_report(run_dir)
+    assert summary["ignored_cells"] == ["classic+gan/resnet18/seed7", "gan/resnet18/seed0"]
+    assert summary["regimes"] == ["none", "classic", "classic+gan"]
+    cell = summary["table"]["last"]["classic+gan"]["resnet18"]
+    assert cell["seeds"] == [0, 1, 2, 3, 4] and cell["accuracy"]["mean"] == pytest.approx(0.78)
+    gain = next(c for c in summary["comparisons"]["last"] if c["better"] == "classic+gan")
+    assert gain["n_seeds"] == 5 and gain["diff_points"] == pytest.approx(26.0)
+    assert gain["verdict"] == "helped" and gain["ci_points"][0] > 0
+    # per-seed differences 25, 27.5, 22.5, 25, 30 points: mean 26, sd 2.85, t_4 = 2.776
+    low, high = gain["t_interval"]["ci_points"]
+    half = 2.7764451 * np.std([25, 27.5, 22.5, 25, 30], ddof=1) / 5**0.5
+    assert (low, high) == (pytest.approx(26 - half), pytest.approx(26 + half))
+    assert (
+        "evidence that the GAN helped. Paired t over the 5 per-seed differences"
+        in (gain["sentence"])
+    )
+    saved = json.loads((run_dir / "report/results.json").read_text())
+    assert saved["ignored_cells"] == summary["ignored_cells"]
+    assert saved["comparisons"]["best_val"][0]["t_interval"]["p_value"] < 0.05
+    md = (run_dir / "report/results.md").read_text()
+    assert "Ignored 2 result cell(s) on disk that config.yaml's grid does not name" in md
+    assert "each seed's own GAN draw (experiment.generator_per_seed)" in md
+    assert "This report makes 4 paired comparisons" in md  # 2 protocols x 2 questions
 
 
 def test_custom_paper_table(built, tmp_path):

@@ -4,8 +4,12 @@ Implements the paper's outputs (Table 1; Fig. 1 real vs synthetic; Fig. 2-3 trai
 Fig. 4-5 confusion matrices) from the files a run directory holds. It only reads files: it never
 imports the training stages. Beyond the paper it reports mean ± std over seeds, two epoch choices
 (the last epoch, as the paper does, and the best-validation epoch), AUC / balanced accuracy /
-macro F1 / QWK, the majority-class floor, a bootstrap interval over test images for each paired
-comparison, and the GAN's fidelity and memorisation numbers.
+macro F1 / QWK, the majority-class floor, the GAN's fidelity and memorisation numbers, and for
+each paired comparison a hierarchical bootstrap interval (`ganaug.stats`: seeds, then test
+images) with Holm-adjusted p-values over all comparisons. The interval covers seed-to-seed
+variance (with experiment.generator_per_seed, each seed's own GAN draw too) and test-image
+sampling; not the data split itself, other datasets, or a different test population. Only the
+cells config.yaml's grid names are read; stale ones on disk are listed as ignored.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import yaml
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ganaug import InputError, __version__
+from ganaug import InputError, __version__, stats
 from ganaug.data import read_npz
 from ganaug.runtime import atomic_path, atomic_write_json, atomic_write_text
 
@@ -91,18 +95,33 @@ class Section:
 # reading
 
 
-def load_results(run_dir: Path) -> Results:
-    """Every classify/<regime>/<model>/seed<k>/metrics.json; none at all is an InputError."""
+def load_results(run_dir: Path, experiment: dict[str, Any]) -> tuple[Results, list[str]]:
+    """classify/<regime>/<model>/seed<k>/metrics.json of the cells config.yaml names.
+
+    `experiment` (config.yaml's experiment section) restricts the cells by its regimes, models
+    and seeds; a key it lacks (no config.yaml at all: every key) restricts nothing. Cells on
+    disk outside the grid, results of an earlier config, are returned as ignored
+    (`regime/model/seed<k>`) unread. No cell left is an InputError.
+    """
+    named = {
+        key: {f"seed{v}" if key == "seeds" else str(v) for v in experiment[key]}
+        for key in ("regimes", "models", "seeds")
+        if isinstance(experiment.get(key), list)
+    }
     results: Results = {}
+    ignored = []
     for path in sorted(Path(run_dir).glob("classify/*/*/seed*/metrics.json")):
+        cell = dict(zip(("regimes", "models", "seeds"), path.parts[-4:-1], strict=True))
+        if any(cell[key] not in allowed for key, allowed in named.items()):
+            ignored.append("/".join(path.parts[-4:-1]))
+            continue
         metrics = _read_metrics(path)
-        regime, model = path.parts[-4], path.parts[-3]
-        results.setdefault(regime, {}).setdefault(model, {})[int(metrics["seed"])] = Run(
-            path.parent, metrics
-        )
+        by_seed = results.setdefault(cell["regimes"], {}).setdefault(cell["models"], {})
+        by_seed[int(metrics["seed"])] = Run(path.parent, metrics)
     if not results:
-        raise InputError(f"{run_dir}: {NO_RESULTS}")
-    return results
+        stale = f" ({len(ignored)} cell(s) outside config.yaml's grid ignored)" if ignored else ""
+        raise InputError(f"{run_dir}: {NO_RESULTS}{stale}")
+    return results, ignored
 
 
 def _read_metrics(path: Path) -> dict[str, Any]:
@@ -166,16 +185,6 @@ def _to_float(value: Any) -> float:
 # numbers: Table 1, the floor, the paired bootstrap
 
 
-def _stats(values: list[Any]) -> dict[str, Any]:
-    """Mean and std (ddof=1; None for one value) of the finite values, with n."""
-    arr = np.array([_to_float(v) for v in values])
-    arr = arr[np.isfinite(arr)]
-    if not len(arr):
-        return {"mean": None, "std": None, "n": 0, "values": []}
-    std = float(arr.std(ddof=1)) if len(arr) >= 2 else None
-    return {"mean": float(arr.mean()), "std": std, "n": len(arr), "values": arr.tolist()}
-
-
 def table_cell(runs: dict[int, Run] | None, protocol: str) -> dict[str, Any] | None:
     """Test metrics of one regime x model over seeds, at the given epoch choice."""
     if not runs:
@@ -184,7 +193,7 @@ def table_cell(runs: dict[int, Run] | None, protocol: str) -> dict[str, Any] | N
     cell: dict[str, Any] = {"seeds": seeds}
     cell["epochs"] = [runs[s].metrics[protocol]["epoch"] for s in seeds]
     for name in METRICS:
-        cell[name] = _stats([runs[s].metrics[protocol]["test"][name] for s in seeds])
+        cell[name] = stats.mean_std([runs[s].metrics[protocol]["test"][name] for s in seeds])
     return cell
 
 
@@ -210,67 +219,77 @@ def paired_bootstrap(
 ) -> dict[str, Any]:
     """Accuracy difference (points) of `better` minus `base`, seeds paired by number.
 
-    Each resample draws test images with replacement and averages the per-seed accuracy
-    difference on them; the 95 % interval is the 2.5 and 97.5 percentiles.
+    Builds the (n_seeds, n_test) correctness arrays of both regimes and reads the interval and
+    p-value off `stats.paired_comparison` (hierarchical bootstrap: seeds, then paired test
+    images; from stats.T_INTERVAL_MIN_SEEDS seeds a paired t-interval too).
     """
     seeds = sorted(set(better) & set(base))
     if not seeds:
         return {"error": "no seed present in both regimes"}
     labels = np.asarray(base[seeds[0]].metrics["test_labels"])
-    diffs = []
+    correct: dict[str, list[np.ndarray]] = {"b": [], "a": []}
     for s in seeds:
         if any(r[s].metrics["test_labels"] != labels.tolist() for r in (better, base)):
             return {"error": f"seed {s}: the runs were tested on different test labels"}
-        pred_b, pred_a = (np.asarray(r[s].metrics[protocol]["test_pred"]) for r in (better, base))
-        diffs.append((pred_b == labels).astype(float) - (pred_a == labels))
-    per_image = np.mean(diffs, axis=0)  # (n_test,) mean over seeds of correct_b - correct_a
-    rng = np.random.default_rng(seed)
-    n, boot = len(per_image), []
-    for start in range(0, resamples, 256):  # chunks bound memory on large test sets
-        idx = rng.integers(0, n, size=(min(256, resamples - start), n))
-        boot.append(per_image[idx].mean(axis=1))
-    low, high = np.percentile(np.concatenate(boot) * 100, [2.5, 97.5])
-    diff = float(per_image.mean() * 100)
-    return {"seeds": seeds, "diff_points": diff, "ci_points": [float(low), float(high)]}
+        for key, runs in (("b", better), ("a", base)):
+            correct[key].append(np.asarray(runs[s].metrics[protocol]["test_pred"]) == labels)
+    b, a = np.array(correct["b"]), np.array(correct["a"])  # (n_seeds, n_test) each
+    return {"seeds": seeds} | stats.paired_comparison(b, a, resamples=resamples, seed=seed)
 
 
 def verdict_sentence(comp: dict[str, Any], better: str, base: str, model: str, what: str) -> str:
-    """One plain sentence on whether `better` beat `base`, read off the 95 % interval."""
+    """One plain sentence on whether `better` beat `base`, read off the hierarchical interval
+    alone ("evidence that X helped" / "no evidence either way" / "evidence that X hurt")."""
     b, a = LABELS.get(better, better), LABELS.get(base, base)
     if "error" in comp:
         return f"{b} vs {a} for {model}: not available ({comp['error']})."
-    diff, (low, high) = comp["diff_points"], comp["ci_points"]
-    ci = f"(95 % CI [{low:+.2f}, {high:+.2f}], {len(comp['seeds'])} paired seed(s))"
-    if low > 0:
-        comp["verdict"] = "helped"
-        return f"{b} beats {a} for {model} by {diff:.2f} points {ci}: the interval excludes zero."
-    if high < 0:
-        comp["verdict"] = "worse"
-        return (
-            f"{b} is worse than {a} for {model} by {-diff:.2f} points {ci}: "
-            f"the interval excludes zero, so {what} hurt."
-        )
-    comp["verdict"] = "no evidence"
-    verb = "beats" if diff >= 0 else "trails"
-    return (
-        f"{b} {verb} {a} for {model} by {abs(diff):.2f} points {ci}: the interval includes "
-        f"zero: no evidence {what} helped."
+    diff, (low, high), n = comp["diff_points"], comp["ci_points"], comp["n_seeds"]
+    p = f"p = {stats.format_p(comp['p_value'])}" + (
+        f", Holm-adjusted {stats.format_p(comp['p_holm'])}" if "p_holm" in comp else ""
     )
+    comp["verdict"] = stats.verdict(comp["ci_points"])  # the sentence and the key agree
+    conclusion = {
+        "helped": f"excludes zero: evidence that {what} helped.",
+        "hurt": f"excludes zero: evidence that {what} hurt.",
+        "no evidence": "includes zero: no evidence either way.",
+    }[comp["verdict"]]
+    sentence = (
+        f"{b} {'beats' if diff >= 0 else 'trails'} {a} for {model} by {abs(diff):.2f} points "
+        f"(95 % CI [{low:+.2f}, {high:+.2f}], {n} paired seed(s), {comp['n_test']} test images; "
+        f"{p}): the interval {conclusion}"
+    )
+    if n == 1:
+        sentence += " 1 seed: the interval covers test images only, not seed-to-seed variance."
+    if t := comp.get("t_interval"):
+        (tl, th), tp = t["ci_points"], t["p_value"]
+        sentence += f" Paired t over the {n} per-seed differences: [{tl:+.2f}, {th:+.2f}], "
+        sentence += f"p = {stats.format_p(tp)}."
+    return sentence
 
 
-def _comparisons(results: Results, models: list[str], protocol: str, resamples: int) -> list:
-    out = []
-    for better, base, what in COMPARISONS:
-        for model in models:
-            runs_b = results.get(better, {}).get(model)
-            runs_a = results.get(base, {}).get(model)
-            if not runs_b or not runs_a:
-                miss = [r for r, runs in ((better, runs_b), (base, runs_a)) if not runs]
-                comp: dict[str, Any] = {"error": f"no {' or '.join(miss)} results"}
-            else:
-                comp = paired_bootstrap(runs_b, runs_a, protocol, resamples=resamples)
-            comp["sentence"] = verdict_sentence(comp, better, base, model, what)
-            out.append({"better": better, "base": base, "model": model, **comp})
+def _comparisons(results: Results, models: list[str], resamples: int) -> dict[str, list]:
+    """Every comparison of COMPARISONS x models x PROTOCOLS, with p-values Holm-adjusted over
+    all of them (the family is every comparison this report makes)."""
+    out: dict[str, list] = {}
+    for protocol in PROTOCOLS:
+        out[protocol] = []
+        for better, base, _ in COMPARISONS:
+            for model in models:
+                runs_b = results.get(better, {}).get(model)
+                runs_a = results.get(base, {}).get(model)
+                if not runs_b or not runs_a:
+                    miss = [r for r, runs in ((better, runs_b), (base, runs_a)) if not runs]
+                    comp: dict[str, Any] = {"error": f"no {' or '.join(miss)} results"}
+                else:
+                    comp = paired_bootstrap(runs_b, runs_a, protocol, resamples=resamples)
+                out[protocol].append({"better": better, "base": base, "model": model, **comp})
+    stats.add_holm([c for comps in out.values() for c in comps])
+    what = {(better, base): w for better, base, w in COMPARISONS}
+    for comps in out.values():
+        for c in comps:
+            c["sentence"] = verdict_sentence(
+                c, c["better"], c["base"], c["model"], what[c["better"], c["base"]]
+            )
     return out
 
 
@@ -519,22 +538,26 @@ def _sections(summary: dict[str, Any], figures: dict[str, str]) -> list[Section]
         f"Majority-class floor: {floor['accuracy'] * 100:.2f} % (always predicting class "
         f"{floor['class']}: {floor['count']} of {floor['n']} test images).",
     ]
+    if ignored := summary["ignored_cells"]:
+        notes.append(
+            f"Ignored {len(ignored)} result cell(s) on disk that config.yaml's grid does not name "
+            f"(left from an earlier run): {', '.join(ignored)}."
+        )
     sections = []
     for p, name in PROTOCOLS.items():
         cells = summary["table"][p]
         tables = [table1(cells, regimes, models, summary["paper"])]
         tables.append(metrics_table(cells, regimes, models))
         sections.append(Section(f"Table 1: test accuracy (%), {name}", notes, tables))
-    method = (
-        "Difference of mean test accuracy in points, seeds paired by number; 95 % bootstrap "
-        f"interval over test images ({summary['bootstrap_resamples']} resamples)."
-    )
     sentences = [
         f"{name}: {c['sentence']}"
         for p, name in PROTOCOLS.items()
         for c in summary["comparisons"][p]
     ]
-    sections.append(Section("Did the GAN help? Paired comparison", [method] + sentences))
+    n = sum("p_value" in c for comps in summary["comparisons"].values() for c in comps)
+    method = stats.method_text(summary["bootstrap_resamples"], summary["generator_per_seed"])
+    paragraphs = [method, stats.multiplicity_text(n)] + sentences
+    sections.append(Section("Did the GAN help? Paired comparison", paragraphs))
     fid = summary["fidelity"]
     sections.append(
         Section("Fidelity and memorisation of the synthetic images", [], fidelity_tables(fid))
@@ -616,12 +639,12 @@ def build_report(run_dir: Path, *, paper_table: dict | None = None) -> dict[str,
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: not a directory; give the run directory `ganaug run` wrote")
-    results = load_results(run_dir)
-    out = run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
     missing: list[str] = []
     config_text, config = _read_config(run_dir, missing)
     experiment = config.get("experiment") if isinstance(config.get("experiment"), dict) else {}
+    results, ignored = load_results(run_dir, experiment)
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
     regimes, models = _order(results, list(experiment.get("models") or []), missing)
     resamples = experiment.get("bootstrap", 1000)
     resamples = resamples if isinstance(resamples, int) and resamples >= 1 else 1000
@@ -633,13 +656,15 @@ def build_report(run_dir: Path, *, paper_table: dict | None = None) -> dict[str,
         "regimes": regimes,
         "models": models,
         "bootstrap_resamples": resamples,
+        "generator_per_seed": experiment.get("generator_per_seed") is True,
+        "ignored_cells": ignored,
         "paper": PAPER_TABLE1 if paper_table is None else paper_table,
         "table": {
             p: {r: {m: table_cell(results.get(r, {}).get(m), p) for m in models} for r in regimes}
             for p in PROTOCOLS
         },
         "floor": majority_floor(results),
-        "comparisons": {p: _comparisons(results, models, p, resamples) for p in PROTOCOLS},
+        "comparisons": _comparisons(results, models, resamples),
         "fidelity": _copy_fidelity(run_dir, out, missing),
     }
     figures = _write_figures(run_dir, out, results, models, missing)
