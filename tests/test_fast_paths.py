@@ -185,8 +185,9 @@ STEP_IMAGES = torch.randint(0, 256, (16, 64, 64, 3), generator=make_generator(1)
 STEP_LABELS = torch.arange(16) % 3
 
 
-def _resnet18() -> nn.Module:
-    torch.manual_seed(0)
+def _resnet18(seed: int = 0) -> nn.Module:
+    """resnet18 for 3 classes as fit_classifier initialises it with classify.seed = seed."""
+    torch.manual_seed(seed)
     return build_model("resnet18", 3, 3)
 
 
@@ -284,18 +285,12 @@ def test_classifier_fit_with_fast_paths_trains_like_plain(tmp_path, monkeypatch)
     ref = _rows(tmp_path / "plain" / "curves.csv")[0]
     for key in ("train_loss", "val_loss", "test_loss"):
         assert math.isfinite(row[key]) and row[key] == pytest.approx(ref[key], rel=0.25), key
-    start = _weights(_resnet18_like(cfg))
+    start = _weights(_resnet18(cfg.classify.seed))
     travelled = _distance(_weights(tmp_path / "fast" / "last.pt"), start)
     plain_travelled = _distance(_weights(tmp_path / "plain" / "last.pt"), start)
     assert 0.9 < (travelled / plain_travelled) ** 0.5 < 1.1  # 1.0000 here; 0.77 skipping half
     model = load_classifier(tmp_path / "fast" / "last.pt")  # a plain model loads the weights
     assert model.conv1.weight.is_contiguous()
-
-
-def _resnet18_like(cfg) -> nn.Module:
-    """The initial weights fit_classifier starts from (seeded by classify.seed)."""
-    torch.manual_seed(cfg.classify.seed)
-    return build_model(cfg.classify.model, 3, 3)
 
 
 def _gan_unit(fast: FastPaths, loss: str = "wgan-gp"):
