@@ -41,6 +41,17 @@ NPZ_COMMANDS = {
         "--out",
         "{out}/s.npz",
     ],
+    "select --trained-on": [
+        "select",
+        "--samples",
+        "{samples}",
+        "--real",
+        "{good}",
+        "--trained-on",
+        "{bad}",
+        "--out",
+        "{out}/s.npz",
+    ],
     "classify --train": ["classify", "--train", "{bad}", "--eval", "{good}", "--out", "{out}/c"],
     "classify --eval": ["classify", "--train", "{good}", "--eval", "{bad}", "--out", "{out}/c"],
     "run": ["run", "--data", "{bad}", "--out", "{out}/run"],
@@ -177,4 +188,4 @@ def test_invocation_count():
     }
     total = sum(n * len(COMMANDS[k]) for k, n in per_kind.items())
     assert sum(per_kind.values()) == EXPECTED_CASES
-    assert total == 80 + 12 + 7 + 7 + 15 + 3 + 2 == 126
+    assert total == 90 + 12 + 7 + 7 + 15 + 3 + 2 == 136

@@ -34,6 +34,7 @@ from ganaug.runtime import (
 
 PROBE = REPO / "tests" / "torchrun_probe.py"
 CLASSIFY_SETS = [
+    "classify.budget=epochs",  # the reference below replays epoch shuffles
     "classify.epochs=2",
     "classify.batch_size=16",  # global batch: 8 images per rank, 4 steps per epoch
     "classify.lr=1e-3",

@@ -216,7 +216,8 @@ def test_non_finite_classifier_loss_stops_with_epoch_batch_and_checkpoint(
         return loss * float("nan") if calls["n"] == 5 else loss
 
     monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", poisoned)
-    args = classify_args(data, out, "classify.epochs=3", "classify.batch_size=8")
+    epochs = "classify.budget=epochs"  # the smoke profile's budget is steps (test_budget.py)
+    args = classify_args(data, out, "classify.epochs=3", "classify.batch_size=8", epochs)
     capsys.readouterr()
     assert cli(args) == 1
     err = capsys.readouterr().err.strip()
@@ -227,7 +228,7 @@ def test_non_finite_classifier_loss_stops_with_epoch_batch_and_checkpoint(
     assert not (out / "metrics.json").exists() and not (out / "run.lock").exists()
     # a fresh run diverging in its first epoch has no good checkpoint yet
     calls["n"] = 3
-    assert cli(classify_args(data, tmp_path / "fresh", "classify.batch_size=8")) == 1
+    assert cli(classify_args(data, tmp_path / "fresh", "classify.batch_size=8", epochs)) == 1
     assert "batch 2 of 3 of epoch 1; last good checkpoint: none yet" in capsys.readouterr().err
     monkeypatch.undo()
     assert cli(args) == 0  # resumes from epoch 1 once the loss is finite again

@@ -346,7 +346,7 @@ def test_one_seed_extra_regime_and_missing_cells(tmp_path):
     assert cell["accuracy"] == {"mean": 0.6, "std": None, "n": 1, "values": [0.6]}
     assert summary["table"]["last"]["none"]["resnet18"] is None
     table = summary["table1_markdown"]
-    assert "| GAN only | missing | — | 60.00 (n=1) | — |" in table
+    assert "| Real+GAN (no classic) | missing | — | 60.00 (n=1) | — |" in table
     assert "| None | missing | 46.44 | missing | — |" in table
     md = (run_dir / "report/results.md").read_text()
     assert "regime none: no results for densenet121, resnet18" in md
@@ -429,3 +429,47 @@ def test_cli_report(built, tmp_path, cli, capsys):
     err = capsys.readouterr().err.strip()
     assert "no classifier results" in err and len(err.splitlines()) == 1
     assert not (empty / "report").exists()
+
+
+def _fidelity_eval(fid: float) -> dict:
+    block = {"fid": fid, "kid_mean": 0.01, "precision": 0.7, "recall": 0.3, "density": 0.9}
+    block |= {"coverage": 0.5, "n": 40}
+    splits = {f"vs_{s}": block for s in ("train", "val", "test")}
+    floor = {"train_vs_test": dict(block, fid=1.5)}
+    raw = {k: dict(v, fid=fid * 2) for k, v in splits.items()}
+    return {"sets": {"selected": splits, "raw": raw}, "floor": floor, "note": "independent"}
+
+
+def test_generator_per_seed_layout_and_table(built, tmp_path):
+    """With a generator per seed, Fig. 1, the GAN losses and fidelity come from the first seed's
+    generator (data/seed0/, gan/seed0/), and one row per generator puts its independent FID next
+    to the accuracy of the seed it served."""
+    run_dir = _copy(built[0], tmp_path / "run")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["experiment"]["generator_per_seed"] = True
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    for seed, fid in ((0, 20.0), (1, 40.0)):
+        (run_dir / f"data/seed{seed}").mkdir()
+        shutil.copy(run_dir / "data/synthetic.npz", run_dir / f"data/seed{seed}/synthetic.npz")
+        (run_dir / f"data/seed{seed}/fidelity_eval.json").write_text(
+            json.dumps(_fidelity_eval(fid))
+        )
+    shutil.move(run_dir / "data/fidelity.json", run_dir / "data/seed0/fidelity.json")
+    (run_dir / "data/synthetic.npz").unlink()
+    shutil.move(run_dir / "gan", run_dir / "gan_seed0")
+    (run_dir / "gan").mkdir()
+    shutil.move(run_dir / "gan_seed0", run_dir / "gan/seed0")
+    summary = build_report(run_dir)
+    assert "fig1_real_vs_synthetic.png" in summary["figures"]
+    assert "gan_losses.png" in summary["figures"]
+    assert summary["fidelity"] == _fidelity()
+    rows = {row["seed"]: row for row in summary["generators"]}
+    assert rows[0]["selected_vs_test"]["fid"] == 20.0 and rows[1]["raw_vs_test"]["fid"] == 80.0
+    # resnet18 best-val: classic seeds 21, 23 of 40 right; classic+gan 31, 35
+    assert rows[0]["resnet18"]["gain_over_classic"] == pytest.approx((31 - 21) / 40)
+    assert rows[1]["resnet18"]["gain_over_classic"] == pytest.approx((35 - 23) / 40)
+    md = (run_dir / "report/results.md").read_text()
+    assert "## Generators: independent fidelity per seed" in md
+    assert "| 0 | 20 | 40 | 0.7 | 0.3 | 40 | 1.5 | 77.50 | +25.00 |" in md
+    assert "| 1 | 40 | 80 | 0.7 | 0.3 | 40 | 1.5 | 87.50 | +30.00 |" in md
+    assert "(the generator of seed 0)" in md

@@ -214,3 +214,123 @@ def test_bad_inputs_are_one_clear_error(tmp_path, stubbed):
         sel.select_samples(raw, real, config("select.quota=paper"), tmp_path)
     with pytest.raises(InputError, match="file not found"):
         sel.select_samples(raw, real, config("select.inception_weights=/nope.pt"), tmp_path)
+
+
+def flipped_trained_on(real: ImageSet) -> ImageSet:
+    """What the GAN trains on in the pipeline: the originals plus their horizontal flips."""
+    train = real.images["train"]
+    images = {"train": np.concatenate([train, train[:, :, ::-1]])}
+    labels = {"train": np.concatenate([real.labels["train"]] * 2)}
+    meta = {"stage": "classic", "source_splits": {"train": ["train"]}}
+    return ImageSet(images, labels, real.class_names, meta, {})
+
+
+def grid_cell(path: Path, row: int, col: int, side: int = 8, pad: int = 2) -> np.ndarray:
+    """One image of a save_image_grid PNG."""
+    from PIL import Image
+
+    grid = np.asarray(Image.open(path))
+    top, left = pad + row * (side + pad), pad + col * (side + pad)
+    return grid[top : top + side, left : left + side]
+
+
+def test_a_flipped_copy_is_caught_only_against_the_set_the_gan_trained_on(tmp_path, stubbed):
+    real, raw = real_set(), raw_set()
+    raw.images["train"][3] = real.images["train"][9][:, ::-1]  # flipped copy of a train image
+    cfg = config("select.k=9")
+    # against the originals alone the flipped copy is far from every image: it goes unseen
+    sel.select_samples(raw, real, cfg, tmp_path / "originals")
+    rows = read_rows(tmp_path / "originals" / "selection.csv")
+    assert rows[3]["reason"] == "kept" and float(rows[3]["nn_pixel"]) > 0.005
+    assert "nn_pixel_trained" not in rows[3] and "nn_trained_index" not in rows[3]
+    fid = json.loads((tmp_path / "originals" / "fidelity.json").read_text())
+    assert "trained_on" not in fid["memorisation"] and fid["memorisation"]["raw"]["n_within"] == 0
+    assert not (tmp_path / "originals" / "memorisation_trained_on.png").exists()
+    # checked against the flipped set as well, it is dropped and leads the closest pairs
+    trained_on = flipped_trained_on(real)
+    out = sel.select_samples(raw, real, cfg, tmp_path / "both", trained_on=trained_on)
+    rows = read_rows(tmp_path / "both" / "selection.csv")
+    assert rows[3]["reason"] == "memorised" and rows[3]["kept"] == "no"
+    assert rows[3]["nn_pixel_trained"] == "0" and rows[3]["nn_trained_index"] == str(24 + 9)
+    assert float(rows[3]["nn_pixel"]) > 0.005
+    assert all(float(r["nn_pixel_trained"]) <= float(r["nn_pixel"]) for r in rows)
+    assert out.extras["train_raw_index"].tolist() == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    assert out.meta["n_memorised"] == 1
+    mem = json.loads((tmp_path / "both" / "fidelity.json").read_text())["memorisation"]
+    assert mem["reference"] == "originals" and mem["raw"]["n_within"] == 0
+    assert mem["selected"]["n_within"] == 0
+    mine = mem["trained_on"]
+    assert mine["reference"] == "trained_on" and mine["threshold"] == 0.005
+    assert mine["raw"]["n_within"] == 1 and mine["selected"]["n_within"] == 0
+    assert mine["closest"][0] == {
+        "index": 3,
+        "seed": 103,
+        "trained_index": 33,
+        "distance": 0.0,
+        "kept": False,
+    }
+    distances = [pair["distance"] for pair in mine["closest"]]
+    assert len(distances) == sel.MEMORISATION_PAIRS and distances == sorted(distances)
+    # the figure pairs the sample (row 1) with its nearest trained-on image (row 2)
+    figure = tmp_path / "both" / "memorisation_trained_on.png"
+    assert np.array_equal(grid_cell(figure, 0, 0), raw.images["train"][3])
+    assert np.array_equal(grid_cell(figure, 1, 0), trained_on.images["train"][33])
+    second = mine["closest"][1]
+    assert np.array_equal(grid_cell(figure, 0, 1), raw.images["train"][second["index"]])
+    assert np.array_equal(
+        grid_cell(figure, 1, 1), trained_on.images["train"][second["trained_index"]]
+    )
+    first = mem["closest"][0]
+    original = grid_cell(tmp_path / "both" / "memorisation.png", 1, 0)
+    assert np.array_equal(original, real.images["train"][first["train_index"]])
+
+
+def test_trained_on_must_be_train_only_and_the_real_image_shape(tmp_path, stubbed):
+    real, raw = real_set(), raw_set()
+    leaky = flipped_trained_on(real)
+    leaky.meta["source_splits"] = {"train": ["train", "val"]}
+    with pytest.raises(InputError, match="GAN trained on.*val split"):
+        sel.select_samples(raw, real, config(), tmp_path, trained_on=leaky)
+    small = flipped_trained_on(real)
+    small.images["train"] = small.images["train"][:, :4, :4]
+    with pytest.raises(InputError, match=r"trained_on.*\(4, 4, 3\)"):
+        sel.select_samples(raw, real, config(), tmp_path, trained_on=small)
+    assert not (tmp_path / "selection.csv").exists()
+
+
+def select_args(tmp_path: Path, real: ImageSet, raw: ImageSet, trained_on: ImageSet) -> list:
+    for name, data in (("real", real), ("raw", raw), ("trained_on", trained_on)):
+        write_npz(tmp_path / f"{name}.npz", data)
+    args = ["select", "--samples", tmp_path / "raw.npz", "--real", tmp_path / "real.npz"]
+    args += ["--trained-on", tmp_path / "trained_on.npz", "--out", tmp_path / "sel" / "syn.npz"]
+    sets = ("runtime.device=cpu", "select.kid_subsets=3", "select.min_nn_distance=0.005")
+    return [*args, "--k", "9", "--profile", "smoke", *[x for s in sets for x in ("--set", s)]]
+
+
+def test_cli_select_with_trained_on(tmp_path, stubbed, cli, capsys):
+    real, raw = real_set(), raw_set()
+    raw.images["train"][3] = real.images["train"][9][:, ::-1]
+    args = select_args(tmp_path, real, raw, flipped_trained_on(real))
+    assert cli([*args, "--quiet"]) == 0
+    rows = read_rows(tmp_path / "sel" / "selection.csv")
+    names = list(rows[0])
+    at = names.index("nn_train_index")
+    assert names[at + 1 : at + 3] == ["nn_pixel_trained", "nn_trained_index"]
+    assert rows[3]["reason"] == "memorised" and rows[3]["nn_trained_index"] == "33"
+    fid = json.loads((tmp_path / "sel" / "fidelity.json").read_text())
+    assert fid["memorisation"]["trained_on"]["closest"][0]["index"] == 3
+    assert (tmp_path / "sel" / "memorisation_trained_on.png").is_file()
+    assert read_npz(tmp_path / "sel" / "syn.npz").meta["n_memorised"] == 1
+    capsys.readouterr()
+    # a trained-on set of another image size, or no file at all: exit 2, one line, no output
+    small = flipped_trained_on(real)
+    small.images["train"] = small.images["train"][:, :4, :4]
+    args = select_args(tmp_path / "small", real, raw, small)
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--trained-on" in err and "(4, 4, 3)" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "small" / "sel").exists()
+    args[args.index("--trained-on") + 1] = tmp_path / "nope.npz"
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nope.npz: file not found" in err and len(err.splitlines()) == 1

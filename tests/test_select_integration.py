@@ -82,6 +82,7 @@ def test_cli_select_end_to_end_on_a_smoke_gan(tmp_path, retina_npz, cli, capsys)
     out = tmp_path / "sel" / "synthetic.npz"
     args = ["select", "--samples", tmp_path / "raw.npz", "--real", real_path, "--out", out]
     args += ["--k", "20", "--checkpoint", ckpt, "--profile", "smoke", "--device", "cpu"]
+    args += ["--trained-on", real_path]  # this GAN trained on the originals themselves
     assert cli(args) == 0
     printed = capsys.readouterr().out
     assert "kept 20 of 60" in printed or "short of quota" in printed
@@ -96,11 +97,13 @@ def test_cli_select_end_to_end_on_a_smoke_gan(tmp_path, retina_npz, cli, capsys)
     with open(out.parent / "selection.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 60 and all(r["critic"] not in ("", "nan") for r in rows)
+    assert all(r["nn_pixel_trained"] == r["nn_pixel"] for r in rows)
     assert sum(r["kept"] == "yes" for r in rows) == len(data.labels["train"])
     fid = json.loads((out.parent / "fidelity.json").read_text())
     assert fid["raw"]["vs_test"]["overall"]["n"] == 60
     assert fid["selected"]["vs_train"]["overall"]["n"] == len(data.labels["train"])
-    for name in ("memorisation.png", "selected_contact.png"):
+    assert fid["memorisation"]["trained_on"]["raw"] == fid["memorisation"]["raw"]
+    for name in ("memorisation.png", "memorisation_trained_on.png", "selected_contact.png"):
         assert (out.parent / name).stat().st_size > 0
     assert cli(args) == 2 and "--force" in capsys.readouterr().err  # no silent overwrite
     # the leakage guard, from the command line: one line, exit 2

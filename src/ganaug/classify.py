@@ -11,9 +11,18 @@ accuracy reported. Where the paper is silent (our settings, PAPER.md):
 - inputs: uint8 images kept in memory (on the device), scaled to [0, 1] and normalised with
   ImageNet's mean / std on the device; no other train-time augmentation.
 
+Training budget (`classify.budget`; our addition, the paper trains 40 epochs): `epochs` trains
+classify.epochs passes and evaluates after each, so a larger training set gets more optimiser
+steps; `steps` trains classify.steps optimiser steps whatever the set's size, evaluated
+`classify.evals` times at evenly spread steps (the "epoch" of curves.csv and metrics.json is then
+the evaluation round). Steps draw their batches from a stream of shuffled passes whose pass p is
+ordered by its own generator (seeded from classify.seed and p), so where the stream stands is a
+pure function of the step count.
+
 Determinism: initialisation is seeded from `classify.seed` inside `torch.random.fork_rng`, so the
-global RNG is left untouched; shuffling draws from an explicit `torch.Generator` whose state goes
-into last.pt, so a resumed run continues to the same result (bit-exact on CPU).
+global RNG is left untouched; epochs shuffle with an explicit `torch.Generator` whose state goes
+into last.pt (steps: the step count), so a resumed run continues to the same result (bit-exact on
+CPU).
 
 Scale-out: under `torchrun --nproc_per_node=N` the model trains as DistributedDataParallel (gloo on
 CPU, nccl on CUDA). `classify.batch_size` stays the global batch: each rank trains on
@@ -78,8 +87,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet101": tvm.resnet101,
     "densenet121": tvm.densenet121,
 }
-CURVE_COLUMNS = (
-    "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds,images_per_s,lr"
+CURVE_COLUMNS = (  # step: optimiser steps done by the end of the row (cumulative)
+    "epoch,step,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds,images_per_s,lr"
 ).split(",")
 _MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet; gray uses their means
 # old torchvision DenseNet files name layers "norm.1"; today's modules are "norm1"
@@ -182,6 +191,17 @@ class NonFiniteLoss(ClassifierDiverged):
         self.batch, self.batches, self.value = batch, batches, value
 
 
+def pass_batches(n_train: int, batch_size: int) -> int:
+    """Optimiser steps in one pass over `n_train` images (a 1-image tail batch is dropped)."""
+    return n_train // batch_size + (1 if n_train % batch_size >= 2 else 0)
+
+
+def resolve_steps(cfg: Config, n_train: int) -> int:
+    """The step budget of budget=steps: classify.steps, or with 0 classify.epochs passes."""
+    ccfg = cfg.classify
+    return ccfg.steps or ccfg.epochs * pass_batches(n_train, ccfg.batch_size)
+
+
 def balanced_class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """scikit-learn's "balanced" weights n / (K * count_k); 0 for a class with no images."""
     counts = torch.bincount(labels.cpu(), minlength=num_classes).float()
@@ -212,37 +232,131 @@ def train_one_epoch(
     picks the speed-ups (bf16 autocast, channels_last inputs; the model is prepared by the caller).
     """
     model.train()
-    device = images.device
-    order = torch.randperm(len(images), generator=generator).to(device)
-    if world > 1:
-        order = order[: len(order) - len(order) % world][rank::world]
-    total_loss = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
+    order = torch.randperm(len(images), generator=generator).to(images.device)
+    order = _shard(order, rank, world)
+    tally = _Tally(images.device)
     batches = -(-len(order) // batch_size)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         if len(idx) < 2:  # BatchNorm cannot train on a single image: drop a 1-image tail
             continue
-        x, y = to_input(images[idx], device, fast), labels[idx]
-        with autocast(device, fast.amp):
-            logits = model(x).float()  # (B, K)
-        loss = criterion(logits, y)
-        if not all_finite(loss):  # one sync per batch: cheap next to the backward pass
-            raise NonFiniteLoss(start // batch_size + 1, batches, loss.item())
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        total_loss += loss.detach() * len(idx)
-        correct += (logits.argmax(dim=1) == y).sum()
-        seen += len(idx)
+        where = (start // batch_size + 1, batches)
+        tally.add(train_batch(model, optimiser, criterion, images, labels, idx, where, fast))
         if bar is not None:
             bar.update(1)
-    if world > 1:  # (3,): loss sum, correct, seen over all ranks
-        sums = [float(total_loss), float(correct), seen]
-        sums = all_reduce_sum(torch.tensor(sums, dtype=torch.float64, device=device)).tolist()
-        total_loss, correct, seen = sums[0], sums[1], int(sums[2])
-    return float(total_loss) / max(seen, 1), float(correct) / max(seen, 1)
+    return tally.means(world)
+
+
+def train_steps(
+    model: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    criterion: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    start: int,
+    stop: int,
+    batch_size: int,
+    seed: int,
+    fast: FastPaths = PLAIN,
+    bar: Any = None,
+    rank: int = 0,
+    world: int = 1,
+) -> tuple[float, float]:
+    """Optimiser steps start + 1 .. stop of the batch stream; returns (mean loss, accuracy).
+
+    The stream is shuffled passes over `images`: pass p is ordered by
+    torch.randperm(N, generator=make_generator(pass_seed(seed, p))) and cut into
+    pass_batches(per-rank N, batch_size) batches, so step s's batch depends on s alone and a
+    run resumed at any step continues the uninterrupted one. DDP sharding, `batch_size` (per
+    rank), the non-finite guard (NonFiniteLoss counts steps of this call) and `fast` are as in
+    train_one_epoch.
+    """
+    model.train()
+    n = (len(images) - len(images) % world) // world  # images per rank and pass
+    per_pass = pass_batches(n, batch_size)
+    if per_pass < 1:
+        raise InputError(
+            f"{len(images)} training images give no batch of >= 2 per process; add images"
+        )
+    tally = _Tally(images.device)
+    order, current = None, -1
+    for step in range(start, stop):
+        p, j = divmod(step, per_pass)  # pass p, batch j of it
+        if p != current:  # a new pass: its own order, drawn from its own generator
+            generator = make_generator(pass_seed(seed, p))
+            order = torch.randperm(len(images), generator=generator).to(images.device)
+            order, current = _shard(order, rank, world), p
+        idx = order[j * batch_size : (j + 1) * batch_size]
+        where = (step - start + 1, stop - start)
+        tally.add(train_batch(model, optimiser, criterion, images, labels, idx, where, fast))
+        if bar is not None:
+            bar.update(1)
+    return tally.means(world)
+
+
+def pass_seed(seed: int, p: int) -> int:
+    """The shuffling seed of pass `p` of the steps budget's batch stream (63 bits)."""
+    digest = hashlib.sha256(f"classify-pass:{seed}:{p}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def train_batch(
+    model: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    criterion: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    idx: torch.Tensor,
+    where: tuple[int, int],
+    fast: FastPaths = PLAIN,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One optimiser step on images[idx]; returns (loss sum, correct, images) of the batch.
+
+    `where` (batch, of batches; 1-based) names the batch in the NonFiniteLoss raised, before
+    the step, when the loss is NaN or infinite.
+    """
+    x, y = to_input(images[idx], images.device, fast), labels[idx]
+    with autocast(images.device, fast.amp):
+        logits = model(x).float()  # (B, K)
+    loss = criterion(logits, y)
+    if not all_finite(loss):  # one sync per batch: cheap next to the backward pass
+        raise NonFiniteLoss(*where, loss.item())
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return loss.detach() * len(idx), (logits.argmax(dim=1) == y).sum(), len(idx)
+
+
+def _shard(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's share order[rank::world] of a shared order; the last N % world sit out."""
+    if world > 1:
+        order = order[: len(order) - len(order) % world][rank::world]
+    return order
+
+
+class _Tally:
+    """Loss sum and correct count on the device (no sync per batch), images seen."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.seen = 0
+
+    def add(self, batch: tuple[torch.Tensor, torch.Tensor, int]) -> None:
+        self.loss += batch[0]
+        self.correct += batch[1]
+        self.seen += batch[2]
+
+    def means(self, world: int) -> tuple[float, float]:
+        """(mean loss, accuracy), over all ranks when `world` > 1."""
+        total_loss, correct, seen = self.loss, self.correct, self.seen
+        if world > 1:  # (3,): loss sum, correct, seen over all ranks
+            sums = [float(total_loss), float(correct), seen]
+            device = self.loss.device
+            sums = all_reduce_sum(torch.tensor(sums, dtype=torch.float64, device=device)).tolist()
+            total_loss, correct, seen = sums[0], sums[1], int(sums[2])
+        return float(total_loss) / max(seen, 1), float(correct) / max(seen, 1)
 
 
 def train_plain(
@@ -392,8 +506,9 @@ class _Run:
     generator: torch.Generator
     tensors: dict[str, tuple[torch.Tensor, torch.Tensor]]  # split -> (uint8 images, labels)
     class_names: tuple[str, ...]
+    ends: list[int]  # optimiser steps done at the end of each epoch (budget=steps: each round)
     state: dict[str, Any] = field(
-        default_factory=lambda: {"epoch": 0, "curves": [], "last": None, "best": None}
+        default_factory=lambda: {"epoch": 0, "step": 0, "curves": [], "last": None, "best": None}
     )
 
 
@@ -408,12 +523,15 @@ def fit_classifier(
 ) -> dict[str, Any]:
     """Train `cfg.classify.model` on the union of the train splits; evaluate val + test per epoch.
 
-    Resumes from out_dir/last.pt; returns the existing metrics.json when it holds the same config
+    With classify.budget=steps an "epoch" is one of classify.evals evaluation rounds of the
+    step budget (resolve_steps); round r ends at step round(r * steps / evals). Resumes from
+    out_dir/last.pt; returns the existing metrics.json when it holds the same config
     hash (classify section + data). `on_epoch(row)` runs after each epoch's checkpoint (a test
     stops a run by raising from it). Writes config.yaml first (once every input and any last.pt
     checked out), then per epoch curves.csv, last.pt and best.pt, then the figures, and
     metrics.json last (its presence marks a finished run). A non-finite loss raises
-    ClassifierDiverged naming the epoch, the batch and the last good checkpoint.
+    ClassifierDiverged naming the epoch and the batch (budget=steps: the round and the step) and
+    the last good checkpoint.
     """
     out_dir = Path(out_dir)
     images, labels, class_names = merge_train(train)
@@ -457,6 +575,7 @@ def _start(
             f"classify.batch_size {ccfg.batch_size} does not split over {world} processes; "
             f"use a multiple of {world} (it is the global batch, {world} shards per step)"
         )
+    ends = _budget_ends(cfg, len(arrays["train"][0]), world)
     with torch.random.fork_rng(devices=[]):  # seeded init that leaves the global RNG untouched
         torch.manual_seed(ccfg.seed)
         model = build_model(ccfg.model, k, arrays["train"][0].shape[-1], ccfg.weights)
@@ -489,7 +608,27 @@ def _start(
         generator=make_generator(ccfg.seed),
         tensors=tensors,
         class_names=class_names,
+        ends=ends,
     )
+
+
+def _budget_ends(cfg: Config, n_train: int, world: int) -> list[int]:
+    """Optimiser steps done at the end of each epoch or evaluation round; InputError if unfit."""
+    ccfg = cfg.classify
+    per_pass = pass_batches(n_train // world, ccfg.batch_size // world)  # per rank, as trained
+    if ccfg.budget == "epochs":
+        return [epoch * per_pass for epoch in range(1, ccfg.epochs + 1)]
+    if per_pass < 1:
+        raise InputError(
+            f"{n_train} training images give no batch of >= 2 images per process; add images"
+        )
+    steps, evals = resolve_steps(cfg, n_train), ccfg.evals or ccfg.epochs
+    if evals > steps:
+        raise InputError(
+            f"classify.evals {evals}: more evaluations than the {steps} optimiser steps of the "
+            "budget; lower classify.evals (0 = classify.epochs) or raise classify.steps"
+        )
+    return [round(r * steps / evals) for r in range(1, evals + 1)]
 
 
 def _finished(path: Path, config_hash: str) -> dict[str, Any] | None:
@@ -528,66 +667,48 @@ def _resume(run: _Run) -> None:
         raise InputError(
             f"{path}: damaged classifier checkpoint ({first}); delete it to start over"
         ) from None
-    log.info("%s: resuming after epoch %d", path, run.state["epoch"])
+    log.info("%s: resuming after epoch %d (step %d)", path, run.state["epoch"], run.state["step"])
 
 
 def _train_epochs(run: _Run, on_epoch: Callable[[dict[str, float]], None] | None) -> None:
-    ccfg, world = run.cfg.classify, dist_info().world
-    n, bs = len(run.tensors["train"][0]) // world, ccfg.batch_size // world  # per rank
-    steps = n // bs + (1 if n % bs >= 2 else 0)
-    todo = range(run.state["epoch"] + 1, ccfg.epochs + 1)
+    ccfg = run.cfg.classify
+    todo = range(run.state["epoch"] + 1, len(run.ends) + 1)
     name = f"{ccfg.model} seed {ccfg.seed}"
-    bar = progress(total=len(todo) * steps, desc=name, unit="batch")
+    bar = progress(total=run.ends[-1] - run.state["step"], desc=name, unit="step")
+    unit = "epoch" if ccfg.budget == "epochs" else "round"
     with bar, logging_redirect_tqdm(loggers=[log]):
         for epoch in todo:
             row = _run_epoch(run, epoch, bar)
             bar.set_postfix(val_acc=f"{row['val_acc']:.3f}", test_acc=f"{row['test_acc']:.3f}")
-            summary = ", ".join(f"{k} {row[k]:.4g}" for k in CURVE_COLUMNS[1:8])
-            log.info("%s epoch %d/%d: %s", name, epoch, ccfg.epochs, summary)
+            summary = ", ".join(f"{k} {row[k]:.4g}" for k in CURVE_COLUMNS[1:9])
+            log.info("%s %s %d/%d: %s", name, unit, epoch, len(run.ends), summary)
             if on_epoch is not None:
                 on_epoch(row)
 
 
 def _run_epoch(run: _Run, epoch: int, bar: Any) -> dict[str, float]:
-    """Train one epoch, evaluate val and test, checkpoint; returns the curves.csv row."""
+    """Train one epoch (budget=steps: one round), evaluate val and test, checkpoint; returns the
+    curves.csv row."""
     ccfg = run.cfg.classify
-    images, labels = run.tensors["train"]
+    first, stop = run.state["step"], run.ends[epoch - 1]
     # train
     start = time.perf_counter()
-    info = dist_info()
     try:
-        train_loss, train_acc = train_one_epoch(
-            run.net,
-            run.optimiser,
-            run.criterion,
-            images,
-            labels,
-            batch_size=ccfg.batch_size // info.world,  # per rank: the global batch is batch_size
-            generator=run.generator,
-            fast=run.fast,
-            bar=bar,
-            rank=info.rank,
-            world=info.world,
-        )
+        train_loss, train_acc, images = BUDGETS[ccfg.budget](run, first, stop, bar)
     except NonFiniteLoss as err:
-        good = run.state["epoch"]
-        last = f"{run.out_dir / 'last.pt'} (epoch {good})" if good else "none yet"
-        raise ClassifierDiverged(
-            f"{ccfg.model} seed {ccfg.seed}: {err} of epoch {epoch}; last good checkpoint: "
-            f"{last}. Lower classify.lr or check the data"
-        ) from None
+        raise ClassifierDiverged(_diverged(run, epoch, first, err)) from None
     train_seconds = time.perf_counter() - start
     # evaluate val and test (every rank: the rows agree on what follows; rank 0's are written)
-    evaluation = {"epoch": epoch, **_evaluate(run, "val"), **_evaluate(run, "test")}
-    row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
+    evaluation = {"epoch": epoch, "step": stop, **_evaluate(run, "val"), **_evaluate(run, "test")}
+    row = {"epoch": epoch, "step": stop, "train_loss": train_loss, "train_acc": train_acc}
     row.update({k: evaluation[k] for k in ("val_loss", "val_acc", "test_loss", "test_acc")})
     row["seconds"] = time.perf_counter() - start
-    row["images_per_s"] = len(images) / train_seconds
+    row["images_per_s"] = images / train_seconds
     row["lr"] = run.optimiser.param_groups[0]["lr"]
     # maintenance: best-val bookkeeping, checkpoints, curves (rank 0 writes)
     state = run.state
     state["curves"].append(row)
-    state["epoch"], state["last"] = epoch, evaluation
+    state["epoch"], state["step"], state["last"] = epoch, stop, evaluation
     if state["best"] is None or evaluation["val_acc"] > state["best"]["val_acc"]:  # ties: earlier
         state["best"] = evaluation
         if is_main():
@@ -600,6 +721,82 @@ def _run_epoch(run: _Run, epoch: int, bar: Any) -> dict[str, float]:
         _write_curves(run.out_dir / "curves.csv", state["curves"])
     barrier()  # every rank leaves the epoch with rank 0's checkpoint on disk
     return row
+
+
+def _train_pass(run: _Run, first: int, stop: int, bar: Any) -> tuple[float, float, int]:
+    """budget=epochs: one shuffled pass from the run's generator (its state goes into last.pt)."""
+    images, labels = run.tensors["train"]
+    loss, acc = train_one_epoch(
+        run.net,
+        run.optimiser,
+        run.criterion,
+        images,
+        labels,
+        **_batching(run, bar),
+        generator=run.generator,
+    )
+    return loss, acc, len(images)
+
+
+def _train_round(run: _Run, first: int, stop: int, bar: Any) -> tuple[float, float, int]:
+    """budget=steps: steps first + 1 .. stop of the batch stream (a pure function of the step)."""
+    images, labels = run.tensors["train"]
+    loss, acc = train_steps(
+        run.net,
+        run.optimiser,
+        run.criterion,
+        images,
+        labels,
+        **_batching(run, bar),
+        start=first,
+        stop=stop,
+        seed=run.cfg.classify.seed,
+    )
+    world = dist_info().world
+    n, bs = len(images) // world, run.cfg.classify.batch_size // world  # per rank
+    per_pass = pass_batches(n, bs)
+    seen = sum(min(bs, n - (step % per_pass) * bs) for step in range(first, stop))
+    return loss, acc, seen * world
+
+
+# how each classify.budget trains between two evaluations: (run, first, stop, bar) ->
+# (mean train loss, train accuracy, images trained)
+BUDGETS: dict[str, Callable[[_Run, int, int, Any], tuple[float, float, int]]] = {
+    "epochs": _train_pass,
+    "steps": _train_round,
+}
+
+
+def _batching(run: _Run, bar: Any) -> dict[str, Any]:
+    """The keyword arguments train_one_epoch and train_steps share (per-rank batch, DDP)."""
+    info = dist_info()
+    return dict(
+        batch_size=run.cfg.classify.batch_size // info.world,  # the global batch is batch_size
+        fast=run.fast,
+        bar=bar,
+        rank=info.rank,
+        world=info.world,
+    )
+
+
+def _diverged(run: _Run, epoch: int, first: int, err: NonFiniteLoss) -> str:
+    """ClassifierDiverged's one line: where the loss broke, the last good checkpoint, what to do."""
+    ccfg, state = run.cfg.classify, run.state
+    path = run.out_dir / "last.pt"
+    if ccfg.budget == "epochs":
+        where = f"{err} of epoch {epoch}"
+        last = f"{path} (epoch {state['epoch']})"
+    else:
+        where = (
+            f"non-finite loss {err.value} at step {first + err.batch} of {run.ends[-1]} "
+            f"(round {epoch} of {len(run.ends)})"
+        )
+        last = f"{path} (round {state['epoch']}, step {state['step']})"
+    last = last if state["epoch"] else "none yet"
+    return (
+        f"{ccfg.model} seed {ccfg.seed}: {where}; last good checkpoint: {last}. "
+        "Lower classify.lr or check the data"
+    )
 
 
 def _evaluate(run: _Run, split: str) -> dict[str, Any]:
@@ -624,6 +821,7 @@ def _model_args(run: _Run) -> dict[str, Any]:
         "in_channels": run.tensors["train"][0].shape[-1],
         "class_names": list(run.class_names),
         "epoch": run.state["epoch"],
+        "step": run.state["step"],
         "config": run.cfg.to_dict(),
         "config_hash": run.config_hash,
     }
@@ -637,7 +835,7 @@ def _write_curves(path: Path, rows: list[dict[str, float]]) -> None:
 
 def _protocol(evaluation: dict[str, Any], truth: dict[str, np.ndarray]) -> dict[str, Any]:
     """One reporting protocol of metrics.json (last epoch or best-val epoch)."""
-    out: dict[str, Any] = {"epoch": evaluation["epoch"]}
+    out: dict[str, Any] = {"epoch": evaluation["epoch"], "step": evaluation["step"]}
     for split in ("val", "test"):
         prob = evaluation[f"{split}_prob"].numpy()
         out[split] = classification_metrics(truth[split], prob)
@@ -660,11 +858,15 @@ def _finish(run: _Run) -> dict[str, Any]:
     ):
         title = f"{ccfg.model} seed {ccfg.seed}: test, {which} epoch ({result['epoch']})"
         plot_confusion(run.out_dir / file, result["test"]["confusion"], names, title)
-    plot_curves(run.out_dir / "curves.png", state["curves"], f"{ccfg.model} seed {ccfg.seed}")
+    title = f"{ccfg.model} seed {ccfg.seed}"
+    x = "epoch" if ccfg.budget == "epochs" else "step"
+    plot_curves(run.out_dir / "curves.png", state["curves"], title, x=x)
     metrics = {
         "model": ccfg.model,
         "seed": ccfg.seed,
         "epochs": ccfg.epochs,
+        "budget": ccfg.budget,
+        "steps": state["step"],  # optimiser steps done (per rank under DDP: each is global)
         "num_classes": len(names),
         "class_names": names,
         "train_counts": np.bincount(truth["train"], minlength=len(names)).tolist(),
@@ -720,19 +922,22 @@ def plot_confusion(
         fig.savefig(tmp, format="png", dpi=110)
 
 
-def plot_curves(path: Path, rows: Sequence[dict[str, float]], title: str) -> None:
-    """Loss and accuracy per epoch, train vs val vs test; dashed line at the best-val epoch."""
+def plot_curves(
+    path: Path, rows: Sequence[dict[str, float]], title: str, *, x: str = "epoch"
+) -> None:
+    """Loss and accuracy per epoch (or `x`="step"), train vs val vs test; dashed line at the
+    best-val row."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    epochs = [r["epoch"] for r in rows]
+    epochs = [r[x] for r in rows]
     best = epochs[int(np.argmax([r["val_acc"] for r in rows]))]  # first maximum, as in the fit
     fig = Figure(figsize=(10, 4), layout="constrained")
     for ax, metric in zip(fig.subplots(1, 2), ("loss", "acc"), strict=True):
         for split in ("train", "val", "test"):
             ax.plot(epochs, [r[f"{split}_{metric}"] for r in rows], marker=".", label=split)
         ax.axvline(best, color="gray", linestyle="--", linewidth=1, label=f"best val ({int(best)})")
-        ax.set(xlabel="epoch", ylabel="accuracy" if metric == "acc" else "cross-entropy loss")
+        ax.set(xlabel=x, ylabel="accuracy" if metric == "acc" else "cross-entropy loss")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()

@@ -237,11 +237,14 @@ def classify_cmd(
     last, best = result["last"], result["best_val"]
     last_acc, best_acc = 100 * last["test"]["accuracy"], 100 * best["test"]["accuracy"]
     seconds = ", ".join(f"{s:.1f}" for s in result["epoch_seconds"])
+    budget = ""
+    if result.get("budget") == "steps":  # an "epoch" is then one evaluation round
+        budget = f"\nbudget: {result['steps']} optimiser steps, an epoch = an evaluation round"
     _echo(
         f"wrote {out / 'metrics.json'}\n"
         f"test accuracy: {last_acc:.2f} % at the last epoch ({last['epoch']}), {best_acc:.2f} % "
         f"at the best-val epoch ({best['epoch']}, val {100 * best['val']['accuracy']:.2f} %)\n"
-        f"seconds per epoch: {seconds}",
+        f"seconds per epoch: {seconds}{budget}",
         quiet,
     )
 
@@ -279,6 +282,14 @@ def select_cmd(
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="GAN checkpoint for critic scores.")
     ] = None,
+    trained_on: Annotated[
+        Path | None,
+        typer.Option(
+            "--trained-on",
+            help="The set the GAN trained on, e.g. classic.npz; memorisation is then checked "
+            "against it too.",
+        ),
+    ] = None,
     profile: ProfileOpt = DEFAULT_PROFILE,
     sets: SetOpt = None,
     device: DeviceOpt = None,
@@ -289,7 +300,7 @@ def select_cmd(
     """Score, label and keep the top K synthetic images under per-class quotas.
 
     Writes --out, and selection.csv, fidelity.json, memorisation.png, selected_contact.png
-    beside it.
+    (and with --trained-on memorisation_trained_on.png) beside it.
 
     Example: ganaug select --samples raw.npz --real real.npz --k 443 --out synthetic.npz
     --checkpoint gan/checkpoints/last.pt --set select.quota=balanced
@@ -310,7 +321,10 @@ def select_cmd(
         load_nets(checkpoint, torch.device("cpu"))
     seed_everything(cfg.select.seed)
     raw, real_set = read_npz(samples), read_npz(real)
-    result = select_samples(raw, real_set, cfg, out.parent, checkpoint=checkpoint)
+    trained_set = read_npz(trained_on) if trained_on is not None else None
+    result = select_samples(
+        raw, real_set, cfg, out.parent, checkpoint=checkpoint, trained_on=trained_set
+    )
     write_npz(out, result)
     save_config(cfg, out.with_suffix(".config.yaml"))
     counts = " / ".join(f"{n}: {c}" for n, c in result.meta["kept_counts"].items())

@@ -187,6 +187,30 @@ class SelectConfig:
 
 
 @dataclass(frozen=True)
+class FidelityConfig:
+    extractor: str = "densenet121"  # registry name of the feature network; not the labeller's
+    epochs: int = 5  # epochs of extractor training on the real train split
+    batch_size: int = 64  # batch of extractor training (>= 2: batch norm)
+    lr: float = 1e-3  # Adam learning rate of extractor training
+    seed: int = 12345  # seed of extractor init and shuffling; apart from every classifier's
+    n: int = 0  # images per compared set; 0 = the smaller of the two sets in each comparison
+    kid_subset_size: int = 100  # KID subset size (capped at n)
+    kid_subsets: int = 50  # KID subsets averaged
+    prdc_k: int = 5  # nearest-neighbour k of precision/recall/density/coverage (capped at n - 1)
+    draw_seed: int = 0  # seed of the subsampling to equal n (and of the KID subsets)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.extractor), "fidelity.extractor", self.extractor, "a model name")
+        _check(self.epochs >= 1, "fidelity.epochs", self.epochs, ">= 1")
+        _check(self.batch_size >= 2, "fidelity.batch_size", self.batch_size, ">= 2")
+        _check(self.lr > 0, "fidelity.lr", self.lr, "> 0")
+        _check(self.n == 0 or self.n >= 2, "fidelity.n", self.n, "0 (the smaller set) or >= 2")
+        _check(self.kid_subset_size >= 2, "fidelity.kid_subset_size", self.kid_subset_size, ">= 2")
+        _check(self.kid_subsets >= 1, "fidelity.kid_subsets", self.kid_subsets, ">= 1")
+        _check(self.prdc_k >= 1, "fidelity.prdc_k", self.prdc_k, ">= 1")
+
+
+@dataclass(frozen=True)
 class ClassifyConfig:
     model: str = "resnet101"  # registry name: resnet18, resnet50, resnet101, densenet121
     weights: str = ""  # local pretrained weights file (state dict); "" = train from scratch
@@ -197,12 +221,24 @@ class ClassifyConfig:
     weight_decay: float = 0.0  # Adam weight decay
     eval_batch_size: int = 256  # batch of val/test evaluation
     seed: int = 0  # seed of initialisation and shuffling
+    # epochs = classify.epochs passes over the training set (the paper's protocol); steps = a
+    # fixed number of optimiser steps whatever the set's size
+    budget: Literal["epochs", "steps"] = "epochs"
+    # optimiser steps with budget=steps; 0 = classify.epochs passes over this training set
+    # (`ganaug run` replaces 0 with the step count of the grid's largest regime, so every regime
+    # gets the same)
+    steps: int = 0
+    # evaluations (val + test, checkpoint, curves row) spread evenly over the step budget;
+    # 0 = classify.epochs; at most the resolved steps (checked when a fit starts)
+    evals: int = 0
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, "classify.lr", self.lr, "> 0")
         for name in ("batch_size", "epochs", "eval_batch_size"):
             _check(getattr(self, name) >= 1, f"classify.{name}", getattr(self, name), ">= 1")
         _check(self.weight_decay >= 0, "classify.weight_decay", self.weight_decay, ">= 0")
+        for name in ("steps", "evals"):
+            _check(getattr(self, name) >= 0, f"classify.{name}", getattr(self, name), ">= 0")
 
 
 @dataclass(frozen=True)
@@ -211,6 +247,9 @@ class ExperimentConfig:
     regimes: tuple[str, ...] = ("none", "classic", "classic+gan")  # rows of Table 1
     models: tuple[str, ...] = ("resnet101", "densenet121")  # columns of Table 1
     seeds: tuple[int, ...] = (0,)  # classifier seeds per cell
+    # each seed trains its own GAN, samples and selection (seeded from it), so the comparison's
+    # interval covers the generator draw; false = one generator serves every seed (paper recipe)
+    generator_per_seed: bool = True
     synthetic_copies: int = 3  # images per selected synthetic one in classic+gan; paper: 3
     executor: Literal["local", "ray"] = "local"  # how grid cells run
     workers: int = 1  # local process-pool size; 1 = sequential
@@ -220,10 +259,14 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         allowed = {"none", "classic", "classic+gan", "gan", "classic+gan-unselected"}
+        allowed.add("synthetic-only")
         bad = [r for r in self.regimes if r not in allowed]
         _check(not bad, "experiment.regimes", ",".join(bad), ", ".join(sorted(allowed)))
         _check(bool(self.models), "experiment.models", "", "at least one model")
         _check(bool(self.seeds), "experiment.seeds", "", "at least one seed")
+        repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        _check(not repeated, "experiment.seeds", repeated, "distinct seeds (one cell each)")
+        _check(min(self.seeds) >= 0, "experiment.seeds", min(self.seeds), "seeds >= 0")
         _check(
             self.synthetic_copies >= 1, "experiment.synthetic_copies", self.synthetic_copies, ">= 1"
         )
@@ -251,6 +294,7 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     gan: GanConfig = field(default_factory=GanConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -293,8 +337,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return value
     if origin is tuple:
         (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, str):  # "0,1,2" or "[0, 1, 2]"
+            text = value.strip()
+            text = text[1:-1] if text[:1] == "[" and text[-1:] == "]" else text
+            value = [v.strip() for v in text.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             _check(False, key, value, f"a list of {item.__name__}")
         return tuple(_coerce(key, v, item) for v in value)

@@ -3,8 +3,19 @@
 Implements the paper's experiment: classifiers trained on three training sets (Table 1 rows),
 `none` (the real train split), `classic` (the paper's classic augmentation, 1080 -> 4320) and
 `classic+gan` (classic plus the selected synthetic images, each with classic copies: 443 x 3 ->
-5649). Optional ablations: `gan` (real + selected synthetic, no classic) and
-`classic+gan-unselected` (classic + K random raw samples with the same copies).
+5649). Optional ablations: `gan` (real + selected synthetic, no classic),
+`classic+gan-unselected` (classic + K random raw samples with the same copies, labelled the way
+selection labels them) and `synthetic-only` (the selected synthetic set alone, tested on real
+images: the train-on-synthetic, test-on-real utility score).
+
+Generators: with `experiment.generator_per_seed` (and more than one seed) seed s trains its own
+GAN, samples and selection, seeded from s (gan.seed + s, gan.sample_seed + s * gan.n_samples,
+select.seed + s), under gan/seed<s>/ and data/seed<s>/, so a seed's Classic+GAN cell is a draw of
+the generator as well as of the classifier. Otherwise one generator under gan/ and data/ serves
+every seed (the paper's recipe).
+
+Budget: with `classify.budget: steps` and `classify.steps: 0`, every cell gets the step count of
+the largest training set of the grid at classify.epochs, so no regime trains longer than another.
 
 Every upstream artefact is skipped when it exists and was made by the same config (the section
 hash in its `meta`); the GAN and every classifier resume from their last checkpoint. The grid of
@@ -13,6 +24,8 @@ hash in its `meta`); the GAN and every classifier resume from their last checkpo
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
 import os
 import time
@@ -20,18 +33,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
-from ganaug import InputError
+from ganaug import InputError, layout
 from ganaug.augment import augment_imageset
 from ganaug.config import Config, config_from_dict, save_config
 from ganaug.data import ImageSet, load_spec, read_npz, write_npz
-from ganaug.runtime import RunLock, atomic_write_text, make_generator, setup_logging
+from ganaug.runtime import (
+    RunLock,
+    atomic_write_json,
+    atomic_write_text,
+    make_generator,
+    setup_logging,
+)
 
 log = logging.getLogger("ganaug")
 
-GAN_REGIMES = ("classic+gan", "gan", "classic+gan-unselected")
+GAN_REGIMES = ("classic+gan", "gan", "classic+gan-unselected", "synthetic-only")
 UPSTREAM = ("data", "augment", "gan", "select")  # sections whose change invalidates artefacts
 
 
@@ -47,20 +67,45 @@ class Cell:
         return run_dir / "classify" / self.regime / self.model / f"seed{self.seed}"
 
 
-def regime_train_files(regime: str) -> tuple[str, ...]:
-    """Files (relative to the run dir) whose train splits make up each regime's training set."""
+def regime_train_files(regime: str, synthetic_dir: str = "data") -> tuple[str, ...]:
+    """Files (relative to the run dir) whose train splits make up each regime's training set;
+    `synthetic_dir` holds the synthetic files of the cell's generator (see synthetic_dirs)."""
+    syn = synthetic_dir
     return {
         "none": ("data/real.npz",),
         "classic": ("data/classic.npz",),
-        "classic+gan": ("data/classic.npz", "data/synthetic_classic.npz"),
-        "gan": ("data/real.npz", "data/synthetic.npz"),
-        "classic+gan-unselected": ("data/classic.npz", "data/unselected_classic.npz"),
+        "classic+gan": ("data/classic.npz", f"{syn}/synthetic_classic.npz"),
+        "gan": ("data/real.npz", f"{syn}/synthetic.npz"),
+        "classic+gan-unselected": ("data/classic.npz", f"{syn}/unselected_classic.npz"),
+        "synthetic-only": (f"{syn}/synthetic.npz",),
     }[regime]
 
 
 def grid_cells(cfg: Config) -> list[Cell]:
     ex = cfg.experiment
     return [Cell(r, m, s) for r in ex.regimes for m in ex.models for s in ex.seeds]
+
+
+def synthetic_dirs(cfg: Config, seed: int) -> tuple[str, str]:
+    """(gan dir, synthetic data dir), relative to the run dir, of the generator seed s uses."""
+    ex = cfg.experiment
+    return layout.dirs_of(ex.seeds, ex.generator_per_seed, seed)
+
+
+def generator_seeds(cfg: Config) -> list[int]:
+    """The seeds that own a generator: every grid seed, or the first when one serves all."""
+    return list(layout.generator_dirs(cfg.experiment.seeds, cfg.experiment.generator_per_seed))
+
+
+def seed_config(cfg: Config, seed: int) -> Config:
+    """The GAN, sampling and selection settings of seed s's generator (shared: unchanged)."""
+    if not cfg.experiment.generator_per_seed:
+        return cfg
+    g, n = cfg.gan, cfg.gan.n_samples
+    return cfg.replace(
+        gan={"seed": g.seed + seed, "sample_seed": g.sample_seed + seed * n},
+        select={"seed": cfg.select.seed + seed},
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,16 +180,22 @@ def synthetic_copy_config(cfg: Config) -> Config:
     return cfg.replace(augment=counts)
 
 
-def stage_gan(cfg: Config, run_dir: Path, real: ImageSet, classic: ImageSet, device: Any) -> None:
-    """GAN training on the classic set, sampling, selection and the synthetic training files."""
+def stage_gan(
+    cfg: Config, run_dir: Path, real: ImageSet, classic: ImageSet, device: Any, seed: int = 0
+) -> None:
+    """Seed s's generator: GAN training on the classic set, sampling, selection and the
+    synthetic training files, in synthetic_dirs(cfg, seed)."""
     from ganaug.gan.sample import sample_images
     from ganaug.gan.train import train_gan
     from ganaug.select import select_samples
 
-    data_dir = run_dir / "data"
+    gan_dir, syn_dir = synthetic_dirs(cfg, seed)
+    cfg = seed_config(cfg, seed)
+    data_dir = run_dir / syn_dir
     gan_hash = cfg.section_hash("data", "augment", "gan")
+    log.info("gan: generator of seed %d in %s (gan.seed %d)", seed, run_dir / gan_dir, cfg.gan.seed)
     ckpt = train_gan(
-        classic, cfg, run_dir / "gan", source=str(data_dir / "classic.npz"), device=device
+        classic, cfg, run_dir / gan_dir, source=str(run_dir / "data/classic.npz"), device=device
     )
     raw_path = data_dir / "synthetic_raw.npz"
     raw = _read_fresh(raw_path, gan_hash)
@@ -153,19 +204,60 @@ def stage_gan(cfg: Config, run_dir: Path, real: ImageSet, classic: ImageSet, dev
         raw.meta["config_hash"] = gan_hash
         write_npz(raw_path, raw)
         raw = read_npz(raw_path)  # selection sees the same arrays whether fresh or resumed
-    sel_hash = cfg.section_hash("data", "augment", "gan", "select")
+    # "-trained-on": selections made before memorisation was checked against classic are redone
+    sel_hash = cfg.section_hash("data", "augment", "gan", "select") + "-trained-on"
     sel_path = data_dir / "synthetic.npz"
     selected = _read_fresh(sel_path, sel_hash)
     if selected is None:
-        selected = select_samples(raw, real, cfg, data_dir, checkpoint=ckpt, device=device)
+        selected = select_samples(
+            raw, real, cfg, data_dir, checkpoint=ckpt, device=device, trained_on=classic
+        )
         selected.meta["config_hash"] = sel_hash
         write_npz(sel_path, selected)
         selected = read_npz(sel_path)
     copies_cfg = synthetic_copy_config(cfg)
     write_copies(data_dir / "synthetic_classic.npz", selected, copies_cfg, sel_hash)
     if "classic+gan-unselected" in cfg.experiment.regimes:
-        unselected = random_subset(raw, len(selected.images["train"]), cfg.select.seed)
+        labels = selection_labels(data_dir / "selection.csv", len(raw.images["train"]))
+        unselected = random_subset(raw, len(selected.images["train"]), cfg.select.seed, labels)
         write_copies(data_dir / "unselected_classic.npz", unselected, copies_cfg, sel_hash)
+
+
+def stage_fidelity(cfg: Config, run_dir: Path, real: ImageSet, device: Any, seed: int = 0) -> dict:
+    """Seed s's generator measured in an independent feature space (ganaug.evaluate): raw and
+    selected samples vs real train, val and test at equal n, and the real-vs-real floor.
+
+    The extractor (trained on the real train split only, never used by selection) is cached in
+    evaluation/; the result goes to <synthetic dir>/fidelity_eval.json, redone when the
+    selection or the fidelity settings change.
+    """
+    from ganaug.evaluate import compare_sets, load_or_train_extractor
+
+    syn_dir = run_dir / synthetic_dirs(cfg, seed)[1]
+    path = syn_dir / "fidelity_eval.json"
+    scfg = seed_config(cfg, seed)
+    key = scfg.section_hash("data", "augment", "gan", "select", "fidelity")
+    if path.is_file():
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            found = {}
+        if found.get("config_hash") == key:
+            return found
+    extractor = load_or_train_extractor(real, cfg, run_dir / "evaluation", device)
+    raw, selected = (read_npz(syn_dir / f) for f in ("synthetic_raw.npz", "synthetic.npz"))
+    labels = selection_labels(syn_dir / "selection.csv", len(raw.labels["train"]))
+    fakes = {
+        "raw": (raw.images["train"], labels),
+        "selected": (selected.images["train"], selected.labels["train"]),
+    }
+    result = compare_sets(extractor, real, fakes, cfg)
+    result.update(seed=seed, config_hash=key)
+    atomic_write_json(path, result)
+    test = result["sets"]["selected"].get("vs_test", {})
+    log.info("fidelity: generator of seed %d: selected FID vs test %s (n=%s)", seed,
+             test.get("fid"), test.get("n"))  # fmt: skip
+    return result
 
 
 def write_copies(path: Path, data: ImageSet, copies_cfg: Config, config_hash: str) -> None:
@@ -177,15 +269,32 @@ def write_copies(path: Path, data: ImageSet, copies_cfg: Config, config_hash: st
     write_npz(path, out)
 
 
-def random_subset(raw: ImageSet, k: int, seed: int) -> ImageSet:
-    """K random raw samples (the unselected ablation); labels as the generator gave them."""
+def selection_labels(path: Path, n: int) -> np.ndarray:
+    """The `label` column of selection.csv (the class selection gave each raw sample), (n,)."""
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        labels = np.full(n, -1, dtype=np.int64)
+        for row in rows:
+            labels[int(row["index"])] = int(row["label"])
+    except (OSError, KeyError, ValueError, IndexError) as err:
+        raise InputError(f"{path}: unreadable selection table ({err}); delete it to redo") from None
+    if (labels < 0).any():
+        raise InputError(f"{path}: labels {len(rows)} of {n} samples; delete it to redo selection")
+    return labels
+
+
+def random_subset(raw: ImageSet, k: int, seed: int, labels: np.ndarray | None = None) -> ImageSet:
+    """K random raw samples (the unselected ablation), labelled by `labels` (N,) when given
+    (selection's labels: an unconditional generator's own are all 0), else as generated."""
     n = len(raw.images["train"])
     idx = torch.randperm(n, generator=make_generator(seed))[: min(k, n)].sort().values.numpy()
     extras = {key: value[idx] for key, value in raw.extras.items()}
-    meta = dict(raw.meta, stage="random-subset", k=int(len(idx)))
+    meta = dict(raw.meta, stage="random-subset", k=int(len(idx)), labelled=True)
+    chosen = (raw.labels["train"] if labels is None else labels)[idx]
     return ImageSet(
         {"train": raw.images["train"][idx]},
-        {"train": raw.labels["train"][idx]},
+        {"train": chosen.astype(np.int64)},
         raw.class_names,
         meta,
         extras,
@@ -201,8 +310,10 @@ def run_cell(run_dir: str, cfg_dict: dict[str, Any], cell: Cell, device: str | N
     from ganaug.classify import fit_classifier
 
     run_path = Path(run_dir)
-    cfg = config_from_dict(cfg_dict).replace(classify={"model": cell.model, "seed": cell.seed})
-    train = [read_npz(run_path / f) for f in regime_train_files(cell.regime)]
+    cfg = config_from_dict(cfg_dict)
+    files = regime_train_files(cell.regime, synthetic_dirs(cfg, cell.seed)[1])
+    cfg = cfg.replace(classify={"model": cell.model, "seed": cell.seed})
+    train = [read_npz(run_path / f) for f in files]
     real = read_npz(run_path / "data" / "real.npz", required=("train", "val", "test"))
     metrics = fit_classifier(train, real, cfg, cell.out_dir(run_path), device=device)
     return {
@@ -213,8 +324,36 @@ def run_cell(run_dir: str, cfg_dict: dict[str, Any], cell: Cell, device: str | N
     }
 
 
+def train_size(run_dir: Path, cfg: Config, cell: Cell) -> int:
+    """Training images of a cell (the sum of its files' train splits)."""
+    files = regime_train_files(cell.regime, synthetic_dirs(cfg, cell.seed)[1])
+    return sum(len(read_npz(run_dir / f).labels["train"]) for f in files)
+
+
+def grid_step_budget(cfg: Config, run_dir: Path) -> Config:
+    """With budget=steps and steps 0: cfg with classify.steps = the largest cell's step count at
+    classify.epochs, so every regime trains the same number of optimiser steps."""
+    from ganaug.classify import resolve_steps
+
+    if cfg.classify.budget != "steps" or cfg.classify.steps:
+        return cfg
+    sizes = {}
+    for cell in grid_cells(cfg):
+        key = (cell.regime, synthetic_dirs(cfg, cell.seed)[1])
+        if key not in sizes:
+            sizes[key] = train_size(run_dir, cfg, cell)
+    steps = max(resolve_steps(cfg, n) for n in sizes.values())
+    largest = max(sizes, key=lambda k: sizes[k])[0]
+    log.info(
+        "grid: %d optimiser steps per cell (%d epochs of %s, the largest regime)",
+        *(steps, cfg.classify.epochs, largest),
+    )
+    return cfg.replace(classify={"steps": steps})
+
+
 def run_grid(cfg: Config, run_dir: Path, device: str | None) -> list[dict]:
     cells = grid_cells(cfg)
+    cfg = grid_step_budget(cfg, run_dir)
     cfg_dict = cfg.to_dict()
     ex = cfg.experiment
     log.info(
@@ -322,7 +461,9 @@ def run_experiment(cfg: Config, run_dir: Path, *, device: str | None = None) -> 
         real = stage_data(cfg, run_dir, loaded)
         classic = stage_classic(cfg, run_dir, real)
         if any(r in GAN_REGIMES for r in cfg.experiment.regimes):
-            stage_gan(cfg, run_dir, real, classic, device)
+            for seed in generator_seeds(cfg):
+                stage_gan(cfg, run_dir, real, classic, device, seed)
+                stage_fidelity(cfg, run_dir, real, device, seed)
         run_grid(cfg, run_dir, device)
         from ganaug.report import build_report
 

@@ -33,19 +33,20 @@ import yaml
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ganaug import InputError, __version__, stats
+from ganaug import InputError, __version__, layout, stats
 from ganaug.data import read_npz
 from ganaug.runtime import atomic_path, atomic_write_json, atomic_write_text
 
 log = logging.getLogger("ganaug")
 
-REGIMES = ("none", "classic", "classic+gan", "gan", "classic+gan-unselected")
+REGIMES = ("none", "classic", "classic+gan", "gan", "classic+gan-unselected", "synthetic-only")
 LABELS = {
     "none": "None",
     "classic": "Classic",
     "classic+gan": "Classic+GAN",
-    "gan": "GAN only",
+    "gan": "Real+GAN (no classic)",
     "classic+gan-unselected": "Classic+GAN (unselected)",
+    "synthetic-only": "Synthetic only (train on synthetic, test on real)",
 }
 PROTOCOLS = {
     "last": "last epoch (the paper's protocol)",
@@ -59,7 +60,17 @@ PAPER_TABLE1 = {  # the paper's Table 1, test accuracy in %
 }
 # (better, baseline, what it tests): the first is the paper's claim
 COMPARISONS = (("classic+gan", "classic", "the GAN"), ("classic", "none", "classic augmentation"))
+FIDELITY_KEYS = ("fid", "kid_mean", "precision", "recall", "density", "coverage", "n")
+MEMORISATION_PAIRS = 8  # pairs in selection's memorisation figures (select.MEMORISATION_PAIRS)
 BOOTSTRAP_SEED = 0  # the bootstrap's own seed, so a report is reproducible
+GENERATOR_NOTE = (
+    "Each row is one generator (one per seed with experiment.generator_per_seed; otherwise one "
+    "serves every seed, and its accuracy columns are the mean over them). FID, precision and "
+    "recall of its selected samples against the real test split, which neither the generator "
+    "nor selection ever saw, at equal n; the floor is real train vs real test at the same n in "
+    "the same space. Accuracy: best-validation epoch. Lower FID next to a larger gain would "
+    "suggest better generators help more; a handful of rows cannot show it."
+)
 NO_RESULTS = "no classifier results (classify/*/*/seed*/metrics.json); run `ganaug run` first"
 
 
@@ -335,18 +346,24 @@ def fig_real_vs_synthetic(
 
 
 def fig_curves(runs: dict[int, Run], title: str, path: Path) -> None:
-    """Figs. 2-3: loss and accuracy per epoch, train vs val vs test, mean over seeds."""
+    """Figs. 2-3: loss and accuracy per epoch, train vs val vs test, mean over seeds.
+
+    With a steps budget (metrics.json `budget`) and curves that have a `step` column, the x axis
+    is the optimiser step, so regimes of one grid line up; else the epoch.
+    """
     paths = [runs[s].path / "curves.csv" for s in sorted(runs)]
     tables = [_read_csv(p) for p in paths if p.is_file()]  # seeds without curves are left out
     if not tables:
         raise FileNotFoundError(f"no curves.csv in {paths[0].parent.parent}/seed*")
+    by_step = all(r.metrics.get("budget") == "steps" for r in runs.values())
+    x = "step" if by_step and all("step" in t for t in tables) else "epoch"
     length = min(len(t["epoch"]) for t in tables)  # an unfinished seed shortens the curve
     fig = Figure(figsize=(11, 4), layout="constrained")
     for ax, kind in zip(fig.subplots(1, 2), ("loss", "acc"), strict=True):
         for split in ("train", "val", "test"):
             ys = np.mean([t[f"{split}_{kind}"][:length] for t in tables], axis=0)
-            ax.plot(tables[0]["epoch"][:length], ys, label=split)
-        ax.set_xlabel("epoch")
+            ax.plot(tables[0][x][:length], ys, label=split)
+        ax.set_xlabel("optimiser step" if x == "step" else "epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("loss" if kind == "loss" else "accuracy")
         ax.grid(alpha=0.3)
@@ -377,6 +394,12 @@ def fig_confusion(run: Run, title: str, path: Path) -> None:
     _save(fig, path)
 
 
+def _copy_png(source: Path, path: Path) -> None:
+    """A figure another stage made, copied into the report (atomically)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(source.read_bytes())
+
+
 def fig_gan_losses(log_csv: Path, path: Path) -> None:
     """Critic loss, generator loss and the Wasserstein estimate, mean per epoch."""
     cols = _read_csv(log_csv)
@@ -398,14 +421,22 @@ def fig_gan_losses(log_csv: Path, path: Path) -> None:
 
 
 def _write_figures(
-    run_dir: Path, out: Path, results: Results, models: list[str], missing: list[str]
+    run_dir: Path,
+    out: Path,
+    results: Results,
+    models: list[str],
+    missing: list[str],
+    first: tuple[int, str, str],
 ) -> dict[str, str]:
-    """Every figure its inputs allow; returns file name -> caption, notes skips in `missing`."""
+    """Every figure its inputs allow; returns file name -> caption, notes skips in `missing`.
+    `first` is (seed, gan dir, data dir) of the first generator, whose samples Fig. 1 shows."""
     plans: dict[str, tuple[str, Callable[[Path], None] | str]] = {}  # name -> (caption, maker)
-    real, syn = run_dir / "data/real.npz", run_dir / "data/synthetic.npz"
-    absent = " and ".join(f"data/{p.name}" for p in (real, syn) if not p.is_file())
+    owner, gan_dir, data_dir = first
+    real, syn = run_dir / "data/real.npz", run_dir / data_dir / "synthetic.npz"
+    absent = " and ".join(str(p.relative_to(run_dir)) for p in (real, syn) if not p.is_file())
+    whose = f" (the generator of seed {owner})" if data_dir != "data" else ""
     plans["fig1_real_vs_synthetic.png"] = (
-        "Fig. 1: real train images (left) vs selected synthetic images (right), per class",
+        "Fig. 1: real train images (left) vs selected synthetic images (right), per class" + whose,
         f"{absent} not found" if absent else partial(fig_real_vs_synthetic, real, syn),
     )
     for regime, curves, confusion in (
@@ -428,10 +459,20 @@ def _write_figures(
             f"Confusion matrix, {title}",
             partial(fig_confusion, runs[min(runs)], title),
         )
-    gan_log = run_dir / "gan/log.csv"
+    for name, against in (
+        ("memorisation.png", "its nearest original train image"),
+        ("memorisation_trained_on.png", "its nearest image of the set the GAN trained on"),
+    ):
+        source = run_dir / data_dir / name
+        plans[name] = (
+            f"Memorisation: the {MEMORISATION_PAIRS} closest synthetic images (top) and {against} "
+            f"(bottom){whose}",
+            partial(_copy_png, source) if source.is_file() else f"{data_dir}/{name} not found",
+        )
+    gan_log = run_dir / gan_dir / "log.csv"
     plans["gan_losses.png"] = (
-        "GAN training: critic loss, generator loss and Wasserstein estimate per epoch",
-        partial(fig_gan_losses, gan_log) if gan_log.is_file() else "gan/log.csv not found",
+        "GAN training: critic loss, generator loss and Wasserstein estimate per epoch" + whose,
+        partial(fig_gan_losses, gan_log) if gan_log.is_file() else f"{gan_dir}/log.csv not found",
     )
     done: dict[str, str] = {}
     for name, (caption, make) in plans.items():
@@ -482,6 +523,34 @@ def table1(cells: dict, regimes: list[str], models: list[str], paper: dict) -> T
     return Table(header, rows)
 
 
+def budget_note(results: Results, regimes: list[str]) -> str:
+    """Table 1's note on the training budget of its cells, from their metrics.json (`budget`,
+    `steps`; a file without `budget` was trained by epochs)."""
+    found = [
+        (regime, run.metrics)
+        for regime in regimes
+        for by_seed in results.get(regime, {}).values()
+        for run in by_seed.values()
+    ]
+    if not found:
+        return ""
+    steps = {
+        r: sorted({m["steps"] for rr, m in found if rr == r and "steps" in m}) for r in regimes
+    }
+    per_regime = ", ".join(f"{r} {'/'.join(map(str, v))}" for r, v in steps.items() if v)
+    budgets = {m.get("budget", "epochs") for _, m in found}
+    if budgets == {"steps"}:
+        counts = {m.get("steps") for _, m in found}
+        if len(counts) == 1:
+            return f"Budget: {counts.pop()} optimiser steps per cell, equal in every regime."
+        return f"Budget: a step budget per cell, not equal in every regime ({per_regime} steps)."
+    if budgets == {"epochs"}:
+        epochs = "/".join(str(e) for e in sorted({m.get("epochs") for _, m in found}, key=str))
+        differ = f" (regimes differ in steps: {per_regime})" if per_regime else ""
+        return f"Budget: {epochs} epochs per cell{differ}."
+    return f"Budget: mixed, some cells by epochs, some by steps (steps: {per_regime or 'unknown'})."
+
+
 def metrics_table(cells: dict, regimes: list[str], models: list[str]) -> Table:
     """Every metric of every regime x model found; accuracies in %."""
     columns = {"accuracy": ("accuracy %", 100, 2), "auc": ("AUC", 1, 3)}
@@ -509,14 +578,83 @@ def fidelity_tables(fidelity: dict[str, Any]) -> list[Table]:
                 kid = f"{_num(f.get('kid_mean'))} ± {_num(f.get('kid_std'))}"
                 rows.append([which, ref.replace("_", " "), kid] + [_num(f.get(k)) for k in keys])
     header = ["synthetic", "reference", "KID", "FID", "precision", "recall", "density"]
-    title = f"Fidelity (features: {fidelity.get('feature_extractor', 'not recorded')})"
+    title = (
+        f"Fidelity in the selection labeller's features "
+        f"({fidelity.get('feature_extractor', 'not recorded')}): selection ranked by this "
+        "network, so the selected set is favoured by construction; see the independent table"
+    )
     tables = [Table(header + ["coverage", "n"], rows, title)]
     memo = fidelity.get("memorisation") if isinstance(fidelity.get("memorisation"), dict) else {}
-    if flat := _flatten(memo):
-        rows = [[key, _num(value)] for key, value in flat.items()]
-        metric = f" (distance: {memo['metric']})" if isinstance(memo.get("metric"), str) else ""
-        tables.append(Table(["quantity", "value"], rows, f"Memorisation{metric}"))
+    trained_on = memo.get("trained_on") if isinstance(memo.get("trained_on"), dict) else {}
+    originals = {k: v for k, v in memo.items() if k != "trained_on"}
+    for block in (originals, trained_on):
+        if flat := _flatten(block):
+            rows = [[key, _num(value)] for key, value in flat.items()]
+            metric = block.get("metric")
+            metric = f" (distance: {metric})" if isinstance(metric, str) else ""
+            tables.append(Table(["quantity", "value"], rows, f"Memorisation{metric}"))
     return tables
+
+
+def generator_rows(
+    run_dir: Path, owners: dict[int, tuple[str, str]], results: Results, models: list[str]
+) -> list[dict[str, Any]]:
+    """Per generator: its independent fidelity (<data dir>/fidelity_eval.json) next to the
+    Classic+GAN accuracy of the seeds it served and their gain over Classic, best-val protocol."""
+    rows = []
+    shared = len(owners) == 1
+    for seed, (_, data_dir) in owners.items():
+        path = run_dir / data_dir / "fidelity_eval.json"
+        try:
+            found = json.loads(path.read_text()) if path.is_file() else None
+        except (OSError, ValueError):
+            found = None
+        row: dict[str, Any] = {"seed": seed, "fidelity_file": f"{data_dir}/fidelity_eval.json"}
+        if isinstance(found, dict):
+            sets = found.get("sets") or {}
+            for which in ("selected", "raw"):
+                for split in ("train", "val", "test"):
+                    block = (sets.get(which) or {}).get(f"vs_{split}") or {}
+                    row[f"{which}_vs_{split}"] = {k: block.get(k) for k in FIDELITY_KEYS}
+            for name, block in (found.get("floor") or {}).items():
+                row[f"floor_{name}"] = {k: (block or {}).get(k) for k in FIDELITY_KEYS}
+            row["extractor"] = found.get("extractor")
+            row["note"] = found.get("note")
+        for model in models:
+            served = [seed] if not shared else sorted(results.get("classic+gan", {}).get(model, {}))
+            accs = {}
+            for regime in ("classic", "classic+gan"):
+                runs = results.get(regime, {}).get(model, {})
+                got = [runs[s].metrics["best_val"]["test"]["accuracy"] for s in served if s in runs]
+                accs[regime] = float(np.mean(got)) if len(got) == len(served) and got else None
+            gain = None
+            if None not in accs.values():
+                gain = accs["classic+gan"] - accs["classic"]
+            row[model] = {"classic+gan_accuracy": accs["classic+gan"], "gain_over_classic": gain}
+        rows.append(row)
+    return rows
+
+
+def generator_table(rows: list[dict[str, Any]], models: list[str]) -> Table:
+    """One row per generator: independent FID/precision/recall of its selected samples vs the
+    real test split, the floor, and the accuracy its seed(s) reached with its images."""
+    header = ["generator (seed)", "FID sel. vs test", "FID raw vs test", "precision", "recall"]
+    header += ["n", "floor FID train vs test"]
+    for model in models:
+        header += [f"{model}: Classic+GAN acc. %", f"{model}: gain over Classic (points)"]
+    body = []
+    for row in rows:
+        sel, raw = row.get("selected_vs_test") or {}, row.get("raw_vs_test") or {}
+        floor = row.get("floor_train_vs_test") or {}
+        cells = [str(row["seed"]), _num(sel.get("fid")), _num(raw.get("fid"))]
+        cells += [_num(sel.get("precision")), _num(sel.get("recall")), _num(sel.get("n"))]
+        cells.append(_num(floor.get("fid")))
+        for model in models:
+            acc, gain = row[model]["classic+gan_accuracy"], row[model]["gain_over_classic"]
+            cells.append("missing" if acc is None else f"{acc * 100:.2f}")
+            cells.append("—" if gain is None else f"{gain * 100:+.2f}")
+        body.append(cells)
+    return Table(header, body, "Per generator: independent fidelity and what its images did")
 
 
 def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -538,6 +676,7 @@ def _sections(summary: dict[str, Any], figures: dict[str, str]) -> list[Section]
         f"Majority-class floor: {floor['accuracy'] * 100:.2f} % (always predicting class "
         f"{floor['class']}: {floor['count']} of {floor['n']} test images).",
     ]
+    notes += [summary["budget"]] if summary.get("budget") else []
     if ignored := summary["ignored_cells"]:
         notes.append(
             f"Ignored {len(ignored)} result cell(s) on disk that config.yaml's grid does not name "
@@ -558,6 +697,11 @@ def _sections(summary: dict[str, Any], figures: dict[str, str]) -> list[Section]
     method = stats.method_text(summary["bootstrap_resamples"], summary["generator_per_seed"])
     paragraphs = [method, stats.multiplicity_text(n)] + sentences
     sections.append(Section("Did the GAN help? Paired comparison", paragraphs))
+    gens = summary["generators"]
+    if any("selected_vs_test" in row for row in gens):
+        notes = [GENERATOR_NOTE, next((r["note"] for r in gens if r.get("note")), "")]
+        table = generator_table(gens, models)
+        sections.append(Section("Generators: independent fidelity per seed", notes, [table]))
     fid = summary["fidelity"]
     sections.append(
         Section("Fidelity and memorisation of the synthetic images", [], fidelity_tables(fid))
@@ -646,6 +790,9 @@ def build_report(run_dir: Path, *, paper_table: dict | None = None) -> dict[str,
     out = run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     regimes, models = _order(results, list(experiment.get("models") or []), missing)
+    seeds = [s for s in experiment.get("seeds") or [] if isinstance(s, int)]
+    owners = layout.generator_dirs(seeds or [0], experiment.get("generator_per_seed") is True)
+    first = (next(iter(owners)), *next(iter(owners.values())))
     resamples = experiment.get("bootstrap", 1000)
     resamples = resamples if isinstance(resamples, int) and resamples >= 1 else 1000
     summary: dict[str, Any] = {
@@ -664,10 +811,12 @@ def build_report(run_dir: Path, *, paper_table: dict | None = None) -> dict[str,
             for p in PROTOCOLS
         },
         "floor": majority_floor(results),
+        "budget": budget_note(results, regimes),
         "comparisons": _comparisons(results, models, resamples),
-        "fidelity": _copy_fidelity(run_dir, out, missing),
+        "fidelity": _copy_fidelity(run_dir, first[2], out, missing),
+        "generators": generator_rows(run_dir, owners, results, models),
     }
-    figures = _write_figures(run_dir, out, results, models, missing)
+    figures = _write_figures(run_dir, out, results, models, missing, first)
     summary.update(figures=list(figures), missing=missing)
     sections = _sections(summary, figures)
     atomic_write_text(out / "results.md", _markdown(sections, summary))
@@ -693,9 +842,12 @@ def _order(results: Results, config_models: list[str], missing: list[str]):
     return regimes, models
 
 
-def _copy_fidelity(run_dir: Path, out: Path, missing: list[str]) -> dict[str, Any] | None:
-    """data/fidelity.json copied to report/; None (noted in `missing`) when absent or unreadable."""
-    path, fidelity, problem = run_dir / "data/fidelity.json", None, "not found"
+def _copy_fidelity(
+    run_dir: Path, data_dir: str, out: Path, missing: list[str]
+) -> dict[str, Any] | None:
+    """The first generator's fidelity.json (data/ or data/seed<s>/) copied to report/; None
+    (noted in `missing`) when absent or unreadable."""
+    path, fidelity, problem = run_dir / data_dir / "fidelity.json", None, "not found"
     if path.is_file():
         try:
             fidelity = json.loads(path.read_text())
@@ -703,7 +855,7 @@ def _copy_fidelity(run_dir: Path, out: Path, missing: list[str]) -> dict[str, An
         except (OSError, ValueError) as err:
             problem = f"unreadable ({err})"
     if problem:
-        missing.append(f"data/fidelity.json {problem}: no fidelity or memorisation numbers")
+        missing.append(f"{data_dir}/fidelity.json {problem}: no fidelity or memorisation numbers")
         (out / "fidelity.json").unlink(missing_ok=True)
         return None
     atomic_write_json(out / "fidelity.json", fidelity)

@@ -17,11 +17,17 @@ Scores (columns of selection.csv):
   unconditional samples: the labeller's label.
 - `confidence`: the labeller's probability of `label` (for unconditional samples this equals
   `labeller_confidence`), so a labelled sample the labeller doubts ranks low.
-- `nn_pixel`: root-mean-square pixel difference (0..1 scale) to the nearest real train image;
-  `nn_feature`: Euclidean distance to the nearest real train image in labeller feature space.
+- `nn_pixel`: root-mean-square pixel difference (0..1 scale) to the nearest real train image (the
+  originals), `nn_train_index` that image's row; `nn_feature`: Euclidean distance to the nearest
+  real train image in labeller feature space.
+- `nn_pixel_trained`, `nn_trained_index`: the same pixel distance and row for the nearest image of
+  `trained_on`, the set the GAN trained on (in the pipeline classic.npz: the originals plus their
+  flipped and jittered copies, so a generator that copies a flipped image is caught); only when
+  `trained_on` is given.
 
-Dropped before ranking (`reason`): `memorised` (nn_pixel < select.min_nn_distance),
-`low_confidence` (confidence < select.min_confidence), `disagrees` (see above).
+Dropped before ranking (`reason`): `memorised` (nn_pixel or nn_pixel_trained <
+select.min_nn_distance), `low_confidence` (confidence < select.min_confidence), `disagrees` (see
+above).
 
 Combined rank: `critic_rank` and `confidence_rank` are ordinal ranks over all raw samples (0 = the
 highest score; equal scores ordered by index). `combined_rank` = (critic_weight * critic_rank +
@@ -39,9 +45,12 @@ the point of the quota). Same inputs, config and seed give an identical selectio
 
 fidelity.json: KID, FID and precision/recall/density/coverage on the labeller's features, for the
 raw and the selected sets, overall and per class (by `label`), against the real train split and,
-reported apart and never used for selection, against the real test split; plus the memorisation
-summary (share of samples within select.min_nn_distance of a train image) and, when
-select.inception_weights names a local file, an Inception FID.
+reported apart and never used for selection, against the real test split; the memorisation block
+(share of raw and of selected samples within select.min_nn_distance, and the MEMORISATION_PAIRS
+closest pairs: index, seed, train_index or trained_index, distance, kept) for the originals at its
+top level and for `trained_on` under "trained_on"; and, when select.inception_weights names a local
+file, an Inception FID. memorisation.png shows the closest pairs (row 1 synthetic, row 2 nearest
+original), memorisation_trained_on.png the same for `trained_on`.
 """
 
 from __future__ import annotations
@@ -85,7 +94,7 @@ log = logging.getLogger("ganaug")
 
 PAPER_QUOTA = (101, 96, 84, 80, 82)  # the paper's split of its 443 kept fakes
 CONTACT_PER_CLASS = 10  # images per class row of selected_contact.png
-MEMORISATION_PAIRS = 8  # closest synthetic/real pairs shown in memorisation.png
+MEMORISATION_PAIRS = 8  # closest synthetic/reference pairs in memorisation*.png and fidelity.json
 
 
 @dataclass
@@ -94,6 +103,45 @@ class Labeller:
 
     name: str  # recorded in fidelity.json as the feature extractor
     predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A set of images the synthetic samples are checked against for copies (memorisation)."""
+
+    name: str  # "originals" (real train split) or "trained_on" (the set the GAN trained on)
+    distance: str  # selection.csv column: pixel distance to the nearest image of the set
+    index: str  # selection.csv column: that image's row in the set
+    pair_key: str  # key of that row in fidelity.json's closest pairs
+    figure: str  # closest pairs: row 1 synthetic, row 2 their nearest image of the set
+    metric: str  # what the distance measures, recorded in fidelity.json
+
+
+ORIGINALS = Reference(
+    name="originals",
+    distance="nn_pixel",
+    index="nn_train_index",
+    pair_key="train_index",
+    figure="memorisation.png",
+    metric="root-mean-square pixel difference (0..1) to the nearest real train image",
+)
+TRAINED_ON = Reference(
+    name="trained_on",
+    distance="nn_pixel_trained",
+    index="nn_trained_index",
+    pair_key="trained_index",
+    figure="memorisation_trained_on.png",
+    metric="root-mean-square pixel difference (0..1) to the nearest image of the set the GAN "
+    "trained on",
+)
+
+
+def reference_sets(real: ImageSet, trained_on: ImageSet | None) -> dict[Reference, np.ndarray]:
+    """The train images (N, H, W, C) of each memorisation reference: originals, then trained_on."""
+    sets = {ORIGINALS: real.images["train"]}
+    if trained_on is not None:
+        sets[TRAINED_ON] = trained_on.images["train"]
+    return sets
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,6 +269,7 @@ def score_samples(
     *,
     checkpoint: Path | None,
     device: torch.device,
+    trained_on: ImageSet | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Every score of every raw sample (one array per selection.csv column), plus features."""
     scfg = cfg.select
@@ -240,7 +289,11 @@ def score_samples(
         if checkpoint is not None
         else np.full(n, np.nan)
     )
-    nn_pixel, nn_index = nearest_pixel_neighbours(images, real.images["train"], device=device)
+    nearest = {}  # nn_pixel, nn_train_index (+ nn_pixel_trained, nn_trained_index)
+    for ref, ref_images in reference_sets(real, trained_on).items():
+        nearest[ref.distance], nearest[ref.index] = nearest_pixel_neighbours(
+            images, ref_images, device=device
+        )
     weights = (scfg.critic_weight if checkpoint is not None else 0.0, scfg.confidence_weight)
     confidence_rank = ordinal_rank(confidence)
     critic_rank = ordinal_rank(critic)
@@ -259,8 +312,7 @@ def score_samples(
         "critic_rank": critic_rank if checkpoint is not None else np.full(n, -1),
         "confidence_rank": confidence_rank,
         "combined_rank": combined,
-        "nn_pixel": nn_pixel,
-        "nn_train_index": nn_index,
+        **nearest,
         "nn_feature": pairwise_distances(feats, feats_real["train"]).min(axis=1),
     }
     return table, {"raw": feats, **feats_real}
@@ -270,8 +322,10 @@ def drop_reasons(table: dict[str, np.ndarray], cfg: Config) -> list[list[str]]:
     """Why each sample is ineligible ([] = eligible)."""
     scfg = cfg.select
     reasons: list[list[str]] = [[] for _ in table["index"]]
+    nearest = np.stack([table[r.distance] for r in (ORIGINALS, TRAINED_ON) if r.distance in table])
+    memorised = (nearest < scfg.min_nn_distance).any(axis=0)  # close to any reference set
     for i in range(len(reasons)):
-        if table["nn_pixel"][i] < scfg.min_nn_distance:
+        if memorised[i]:
             reasons[i].append("memorised")
         if table["confidence"][i] < scfg.min_confidence:
             reasons[i].append("low_confidence")
@@ -330,38 +384,61 @@ def fidelity_block(
     }
 
 
-def memorisation_block(table: dict[str, np.ndarray], kept: np.ndarray, threshold: float) -> dict:
-    """Share of raw and selected samples within `threshold` of a train image; closest pairs."""
-    closest = np.lexsort((table["index"], table["nn_pixel"]))[:MEMORISATION_PAIRS]
+def closest_samples(table: dict[str, np.ndarray], ref: Reference) -> np.ndarray:
+    """Rows of the MEMORISATION_PAIRS samples nearest to `ref` (ties to the lower index)."""
+    return np.lexsort((table["index"], table[ref.distance]))[:MEMORISATION_PAIRS]
+
+
+def reference_memorisation(
+    table: dict[str, np.ndarray], kept: np.ndarray, threshold: float, ref: Reference
+) -> dict[str, object]:
+    """Share of raw and selected samples within `threshold` of an image of `ref`; closest pairs."""
+    distance, nearest = table[ref.distance], table[ref.index]
     return {
-        "metric": "root-mean-square pixel difference (0..1) to the nearest real train image",
+        "reference": ref.name,
+        "metric": ref.metric,
         "threshold": threshold,
-        "raw": memorisation_summary(table["nn_pixel"], threshold),
-        "selected": memorisation_summary(table["nn_pixel"][kept], threshold),
+        "raw": memorisation_summary(distance, threshold),
+        "selected": memorisation_summary(distance[kept], threshold),
         "closest": [
             {
                 "index": int(i),
                 "seed": int(table["seed"][i]),
-                "train_index": int(table["nn_train_index"][i]),
-                "distance": float(table["nn_pixel"][i]),
+                ref.pair_key: int(nearest[i]),
+                "distance": float(distance[i]),
                 "kept": bool(kept[i]),
             }
-            for i in closest
+            for i in closest_samples(table, ref)
         ],
     }
 
 
+def memorisation_block(table: dict[str, np.ndarray], kept: np.ndarray, threshold: float) -> dict:
+    """fidelity.json's "memorisation": the originals at the top level, trained_on beneath."""
+    block = reference_memorisation(table, kept, threshold, ORIGINALS)
+    if TRAINED_ON.distance in table:
+        block["trained_on"] = reference_memorisation(table, kept, threshold, TRAINED_ON)
+    return block
+
+
 def write_figures(
-    out_dir: Path, raw: ImageSet, real: ImageSet, table: dict[str, np.ndarray], kept: np.ndarray
+    out_dir: Path,
+    raw: ImageSet,
+    references: dict[Reference, np.ndarray],
+    table: dict[str, np.ndarray],
+    kept: np.ndarray,
+    num_classes: int,
 ) -> None:
-    """memorisation.png (row 1 synthetic, row 2 its nearest real) and selected_contact.png."""
+    """memorisation*.png per reference set (row 1 synthetic, row 2 its nearest image of the set)
+    and selected_contact.png (one row per class, best first)."""
     images = raw.images["train"]
-    closest = np.lexsort((table["index"], table["nn_pixel"]))[:MEMORISATION_PAIRS]
-    pairs = np.stack([images[closest], real.images["train"][table["nn_train_index"][closest]]])
-    save_image_grid(out_dir / "memorisation.png", pairs)  # (2, 8, H, W, C)
-    sheet = np.full((real.num_classes, CONTACT_PER_CLASS, *images.shape[1:]), 255, np.uint8)
+    for ref, ref_images in references.items():
+        closest = closest_samples(table, ref)
+        pairs = np.stack([images[closest], ref_images[table[ref.index][closest]]])
+        save_image_grid(out_dir / ref.figure, pairs)  # (2, 8, H, W, C)
+    sheet = np.full((num_classes, CONTACT_PER_CLASS, *images.shape[1:]), 255, np.uint8)
     order = np.lexsort((table["index"], table["combined_rank"]))
-    for c in range(real.num_classes):
+    for c in range(num_classes):
         best = [i for i in order if kept[i] and table["label"][i] == c][:CONTACT_PER_CLASS]
         sheet[c, : len(best)] = images[best]
     save_image_grid(out_dir / "selected_contact.png", sheet)  # one row per class, best first
@@ -411,7 +488,9 @@ def inception_block(
 # the stage
 
 
-def check_inputs(raw: ImageSet, real: ImageSet, cfg: Config) -> None:
+def check_inputs(
+    raw: ImageSet, real: ImageSet, cfg: Config, trained_on: ImageSet | None = None
+) -> None:
     """Leakage guard and shape checks, before any work."""
     weights = cfg.select.inception_weights
     if weights and not Path(weights).is_file():
@@ -427,6 +506,16 @@ def check_inputs(raw: ImageSet, real: ImageSet, cfg: Config) -> None:
         raise InputError(
             f"samples have {raw.num_classes} classes but the real set {real.num_classes}; "
             "use the real set the GAN was trained on"
+        )
+    if trained_on is None:
+        return
+    where = "the set the GAN trained on (trained_on, --trained-on)"
+    require_train_only(trained_on, where, "selection")
+    if trained_on.image_shape != real.image_shape:
+        raise InputError(
+            f"{where} holds {trained_on.image_shape} images but the real set "
+            f"{real.image_shape}; give the set the GAN trained on from this real set, e.g. "
+            "classic.npz"
         )
 
 
@@ -462,18 +551,23 @@ def select_samples(
     *,
     checkpoint: Path | None = None,
     device: torch.device | str | None = None,
+    trained_on: ImageSet | None = None,
 ) -> ImageSet:
     """Score, label and select `raw`'s samples; write selection.csv, fidelity.json and figures.
 
     Only real's train split trains the labeller and drives the selection; its test split is used
-    for the separately reported fidelity-vs-test numbers only. Returns the selected train-only set.
+    for the separately reported fidelity-vs-test numbers only. `trained_on` (train split only) is
+    the set the GAN trained on, e.g. classic.npz: samples are then also checked for copies of its
+    images. Returns the selected train-only set.
     """
-    check_inputs(raw, real, cfg)
+    check_inputs(raw, real, cfg, trained_on)
     scfg, out_dir, names = cfg.select, Path(out_dir), real.class_names
     quotas = quota_counts(scfg.quota, scfg.k, real.class_counts("train"))  # bad quota: fail early
     dev = pick_device(str(device) if device is not None else cfg.runtime.device)
     labeller = train_labeller(real, cfg, dev)
-    table, feats = score_samples(raw, real, labeller, cfg, checkpoint=checkpoint, device=dev)
+    table, feats = score_samples(
+        raw, real, labeller, cfg, checkpoint=checkpoint, device=dev, trained_on=trained_on
+    )
     kept, reasons, counts = choose(table, quotas, names, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "selection.csv", selection_csv(table, kept, reasons, names))
@@ -485,7 +579,7 @@ def select_samples(
         **inception_block(raw, real, kept, cfg, dev),
     }
     atomic_write_json(out_dir / "fidelity.json", fidelity)
-    write_figures(out_dir, raw, real, table, kept)
+    write_figures(out_dir, raw, reference_sets(real, trained_on), table, kept, real.num_classes)
     labelled = raw.meta.get("labelled") is not False
     meta = provenance(
         "select",
@@ -499,7 +593,7 @@ def select_samples(
         label_rule="generator class" if labelled else "labeller argmax",
         **counts,
         n_raw=len(kept),
-        n_memorised=fidelity["memorisation"]["raw"]["n_within"],
+        n_memorised=sum("memorised" in r for r in reasons),
         feature_extractor=labeller.name,
     )
     rows = np.flatnonzero(kept)
