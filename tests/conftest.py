@@ -95,3 +95,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+class StopRun(Exception):
+    """Raised by stop_after_epoch's hook: a test's stand-in for an interrupted fit."""
+
+
+def stop_after_epoch(epoch: int):
+    """An `on_epoch` hook for fit_classifier that stops the run after `epoch` (or round)."""
+
+    def hook(row):
+        if row["epoch"] == epoch:
+            raise StopRun
+
+    return hook

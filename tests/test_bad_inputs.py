@@ -16,7 +16,7 @@ import pytest
 
 from bad_inputs.make_corpus import MARKER, Case, write_corpus
 
-EXPECTED_CASES = 24  # README's Reliability section quotes this number
+EXPECTED_CASES = 50  # README's Reliability section quotes this number
 
 # command lines per input kind; {bad} is the case's path, {out} an empty work folder
 NPZ_COMMANDS = {
@@ -84,13 +84,40 @@ CHECKPOINT_COMMANDS = {
     **RESUME_COMMANDS,
 }
 RESUME_AT = {"gan train (resume)": "gan/checkpoints/last.pt", "classify (resume)": "c/last.pt"}
+FILE_OUT_COMMANDS = {  # commands whose --out is one file; {bad} a directory there
+    "data": ["data", "--data", "{good}", "--out", "{bad}"],
+    "augment": ["augment", "--data", "{good}", "--out", "{bad}"],
+    "select": ["select", "--samples", "{samples}", "--real", "{good}", "--out", "{bad}"],
+    "gan sample": ["gan", "sample", "--checkpoint", "{gan_checkpoint}", "--out", "{bad}"],
+}
+DIR_OUT_COMMANDS = {  # commands whose --out is a run directory; {bad} a file there
+    "gan train": ["gan", "train", "--data", "{good}", "--out", "{bad}"],
+    "classify": ["classify", "--train", "{good}", "--eval", "{good}", "--out", "{bad}"],
+    "run": ["run", "--data", "{good}", "--out", "{bad}"],
+}
 COMMANDS = {
     "npz": NPZ_COMMANDS,
     "folder": FOLDER_COMMANDS,
     "profile": CONFIG_COMMANDS,
     "set": CONFIG_COMMANDS,
+    # options: {bad} is the option itself, e.g. --n=0
+    "option": {"gan sample": [*CONFIG_COMMANDS["gan sample"], "{bad}"]},
+    "select-k": {"select": [*CONFIG_COMMANDS["select"], "{bad}"]},
+    "seed-option": {
+        c: [*CONFIG_COMMANDS[c], "{bad}"] for c in ("augment", "classify", "gan sample")
+    },
     "checkpoint": CHECKPOINT_COMMANDS,
     "gan-checkpoint": RESUME_COMMANDS,
+    "classifier-for-gan": {
+        c: CHECKPOINT_COMMANDS[c]
+        for c in ("gan sample", "select --checkpoint", "gan train (resume)")
+    },
+    "gan-for-classify": {
+        c: RESUME_COMMANDS[c] for c in ("classify (resume)", "classify (classify.weights)")
+    },
+    "out-is-dir": FILE_OUT_COMMANDS,
+    "out-is-file": DIR_OUT_COMMANDS,
+    "out-under-file": {**FILE_OUT_COMMANDS, **DIR_OUT_COMMANDS},
     "run-dir": {"report": ["report", "{bad}"]},
 }
 PAIRS = [(kind, command) for kind, commands in COMMANDS.items() for command in commands]
@@ -178,14 +205,25 @@ def test_bad_input_is_refused_cleanly(corpus, kind, command, tmp_path, cli, caps
 def test_invocation_count():
     """The number of (case, command) runs above, for the README."""
     per_kind = {
-        "npz": 10,
-        "folder": 6,
-        "profile": 1,
-        "set": 1,
+        "npz": 15,
+        "folder": 8,
+        "profile": 6,
+        "set": 5,
+        "option": 2,
+        "select-k": 2,
+        "seed-option": 1,
         "checkpoint": 3,
         "gan-checkpoint": 1,
+        "classifier-for-gan": 1,
+        "gan-for-classify": 1,
+        "out-is-dir": 1,
+        "out-is-file": 1,
+        "out-under-file": 1,
         "run-dir": 2,
     }
     total = sum(n * len(COMMANDS[k]) for k, n in per_kind.items())
     assert sum(per_kind.values()) == EXPECTED_CASES
-    assert total == 90 + 12 + 7 + 7 + 15 + 3 + 2 == 136
+    options = 2 + 2 + 3  # option, select-k, seed-option
+    checkpoints = 15 + 3 + 3 + 2  # checkpoint, gan-checkpoint, classifier-for-gan, gan-for-classify
+    outs = 4 + 3 + 7  # out-is-dir, out-is-file, out-under-file
+    assert total == 135 + 16 + 42 + 35 + options + checkpoints + outs + 2 == 274

@@ -11,7 +11,7 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import ganaug.classify as classify
-from conftest import learnable_imageset
+from conftest import StopRun, learnable_imageset, stop_after_epoch
 from ganaug import InputError
 from ganaug.classify import (
     CURVE_COLUMNS,
@@ -45,18 +45,6 @@ def _metrics(path: Path) -> dict:
     metrics = json.loads(path.read_text())
     metrics.pop("epoch_seconds")
     return metrics
-
-
-class _Stop(Exception):
-    pass
-
-
-def _stop_after(epoch: int):
-    def hook(row):
-        if row["epoch"] == epoch:
-            raise _Stop
-
-    return hook
 
 
 @pytest.fixture
@@ -141,8 +129,8 @@ def test_steps_budget_resumes_to_the_uninterrupted_run(tmp_path):
     whole = tmp_path / "whole"
     fit_classifier(data, EVAL, cfg, whole, device="cpu")
     part = tmp_path / "part"
-    with pytest.raises(_Stop):
-        fit_classifier(data, EVAL, cfg, part, device="cpu", on_epoch=_stop_after(1))
+    with pytest.raises(StopRun):
+        fit_classifier(data, EVAL, cfg, part, device="cpu", on_epoch=stop_after_epoch(1))
     assert safe_torch_load(part / "last.pt")["state"]["step"] == 3
     rounds = []
     fit_classifier(data, EVAL, cfg, part, device="cpu", on_epoch=rounds.append)

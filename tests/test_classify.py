@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import learnable_imageset
+from conftest import StopRun, learnable_imageset, stop_after_epoch
 from ganaug import InputError
 from ganaug.classify import CURVE_COLUMNS, fit_classifier, load_classifier, predict
 from ganaug.config import load_config
@@ -25,18 +25,6 @@ def _curves(path: Path) -> list[dict[str, str]]:
     with open(path) as fh:
         rows = list(csv.DictReader(fh))
     return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in rows]
-
-
-class _Stop(Exception):
-    pass
-
-
-def _stop_after(epoch: int):
-    def hook(row):
-        if row["epoch"] == epoch:
-            raise _Stop
-
-    return hook
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +81,8 @@ def test_resume_gives_the_same_run(finished, tmp_path):
     out, result = finished
     data = learnable_imageset()
     part = tmp_path / "part"
-    with pytest.raises(_Stop):
-        fit_classifier(data, data, _cfg(), part, device="cpu", on_epoch=_stop_after(2))
+    with pytest.raises(StopRun):
+        fit_classifier(data, data, _cfg(), part, device="cpu", on_epoch=stop_after_epoch(2))
     assert len(_curves(part / "curves.csv")) == 2 and not (part / "metrics.json").exists()
     seen = []
     resumed = fit_classifier(data, data, _cfg(), part, device="cpu", on_epoch=seen.append)
@@ -108,7 +96,7 @@ def test_finished_run_is_skipped_and_other_config_refused(finished):
     out, result = finished
     data = learnable_imageset()
     before = (out / "metrics.json").stat().st_mtime_ns
-    again = fit_classifier(data, data, _cfg(), out, device="cpu", on_epoch=_stop_after(1))
+    again = fit_classifier(data, data, _cfg(), out, device="cpu", on_epoch=stop_after_epoch(1))
     assert again == result and (out / "metrics.json").stat().st_mtime_ns == before
     with pytest.raises(InputError, match="another config or data"):
         fit_classifier(data, data, _cfg(lr=0.01), out, device="cpu")

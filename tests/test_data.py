@@ -244,3 +244,97 @@ def test_leakage_guard_refuses_val_or_test_derived(tmp_path: Path):
     meta = json.loads(str(np.load(tmp_path / "leak.npz")["meta"]))
     assert meta["source_splits"]["train"] == ["train", "test"]
     assert zipfile.is_zipfile(tmp_path / "leak.npz")
+
+
+# ---------------------------------------------------------------------------------------------
+# consistency across splits, class names and labels (issue 17)
+
+
+def _split_arrays(train: list, val: list, test: list, **extra) -> dict:
+    arrays = {}
+    for split, labels in (("train", train), ("val", val), ("test", test)):
+        arrays[f"{split}_images"] = np.zeros((len(labels), 8, 8, 3), dtype=np.uint8)
+        arrays[f"{split}_labels"] = np.array(labels)
+    return {**arrays, **extra}
+
+
+def _refusal(path: Path) -> str:
+    with pytest.raises(InputError) as err:
+        read_npz(path, required=("train", "val", "test"))
+    message = str(err.value)
+    assert str(path) in message and "\n" not in message
+    return message
+
+
+def test_train_classes_no_other_split_has_are_refused(tmp_path: Path, cli, capsys):
+    """Issue 17: train uses classes 7-11, val/test 0-4, no class list; was accepted."""
+    arrays = _split_arrays([7, 8, 9, 10, 11], [0, 1, 2, 3, 4], [4, 3, 2, 1, 0])
+    path = _save(tmp_path / "shifted.npz", **arrays)
+    message = _refusal(path)
+    assert "train_labels use classes 7, 8, 9, 10, 11 that no other split (val/test)" in message
+    out = tmp_path / "real.npz"
+    assert cli(["data", "--data", path, "--out", out, "--profile", "smoke"]) == 2
+    assert "no other split" in capsys.readouterr().err and not out.exists()
+    assert not (tmp_path / "real.config.yaml").exists()
+
+
+def test_class_without_train_images_is_refused(tmp_path: Path):
+    names = np.array(["normal", "mild", "severe"])
+    arrays = _split_arrays([0, 1, 0, 1], [0, 1, 2], [2, 2, 0], class_names=names)
+    message = _refusal(_save(tmp_path / "x.npz", **arrays))
+    assert "class 2 ('severe') has no train images, only val/test images" in message
+
+
+def test_class_names_of_another_count_are_refused(tmp_path: Path):
+    names = np.array(["a", "b", "c", "d"])
+    arrays = _split_arrays([0, 1, 2], [0, 1, 2], [0, 1, 2], class_names=names)
+    message = _refusal(_save(tmp_path / "x.npz", **arrays))
+    assert "class_names gives 4 classes but no split has a label 3" in message
+    gap = _split_arrays([0, 2], [0, 2], [2, 0])  # no class list: class 1 is a hole
+    assert "number the classes 0..K-1" in _refusal(_save(tmp_path / "gap.npz", **gap))
+    meta = np.array(json.dumps({"num_classes": 5}))
+    arrays = _split_arrays([0, 1, 2], [0, 1, 2], [0, 1, 2], class_names=names[:3], meta=meta)
+    assert "meta num_classes is 5" in _refusal(_save(tmp_path / "meta.npz", **arrays))
+    arrays = _split_arrays([0, 1, 2], [0, 1], [2], class_names=np.array(["a", "b", "a"]))
+    assert "'a' more than once" in _refusal(_save(tmp_path / "twice.npz", **arrays))
+
+
+def test_train_only_file_may_use_some_classes(tmp_path: Path):
+    """Samples of an unconditional GAN are all class 0 of five: no val/test to agree with."""
+    images = np.zeros((4, 8, 8, 3), dtype=np.uint8)
+    names = np.array([f"c{i}" for i in range(5)])
+    path = _save(
+        tmp_path / "raw.npz", train_images=images, train_labels=np.zeros(4), class_names=names
+    )
+    data = read_npz(path)
+    assert data.num_classes == 5 and data.class_counts() == [4, 0, 0, 0, 0]
+
+
+def test_integral_float_labels_are_converted_others_refused(tmp_path: Path):
+    arrays = _split_arrays([0.0, 1.0, 2.0], [0, 1, 2], [2.0, 1.0, 0.0])
+    data = read_npz(_save(tmp_path / "whole.npz", **arrays), required=("train", "val", "test"))
+    assert data.labels["train"].dtype == np.int64
+    np.testing.assert_array_equal(data.labels["test"], [2, 1, 0])
+    for name, bad in (("half", 1.5), ("nan", np.nan), ("inf", np.inf)):
+        arrays = _split_arrays([0.0, bad, 2.0], [0, 1, 2], [0, 1, 2])
+        message = _refusal(_save(tmp_path / f"{name}.npz", **arrays))
+        assert "'train_labels' holds non-integer values (row 1:" in message
+
+
+def test_image_folder_classes_must_agree(tmp_path: Path):
+    flat = tmp_path / "flat"
+    for name in ("a", "b", "c"):
+        _write_png(flat / name / "0.png", 1)
+    (flat / "classes.txt").write_text("a\nb\n")
+    with pytest.raises(InputError, match=r"flat/c: class folder not among the classes \(a, b\)"):
+        load_spec(load_config("smoke", [f"data.spec={flat}"]))
+    (flat / "classes.txt").write_text("a\nb\nc\nb\n")
+    with pytest.raises(InputError, match="classes.txt: lists b more than once"):
+        load_spec(load_config("smoke", [f"data.spec={flat}"]))
+    split = tmp_path / "split"
+    for part in ("train", "val", "test"):
+        for name in ("a", "b"):
+            _write_png(split / part / name / "0.png", 1)
+    _write_png(split / "test" / "c" / "0.png", 1)
+    with pytest.raises(InputError, match="test/c: class folder not among the classes"):
+        load_spec(load_config("smoke", [f"data.spec={split}"]))

@@ -1,5 +1,7 @@
 """Fidelity metrics (KID, FID, PRDC) and memorisation distances: exact values on tiny inputs."""
 
+import itertools
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -31,8 +33,9 @@ def test_fid_is_zero_on_itself_and_exact_for_a_mean_shift():
     assert frechet_distance(x, x + 1.0) > frechet_distance(x, x + 0.5)
 
 
-def test_fid_matches_the_sqrtm_formula():
-    x, y = gaussian(seed=1), 0.7 * gaussian(seed=2) + 0.3
+@pytest.mark.parametrize(("n", "d"), [(300, 8), (6, 3)])
+def test_fid_matches_the_sqrtm_formula(n, d):
+    x, y = gaussian(n, d, seed=1), 0.7 * gaussian(n, d, seed=2) + 0.3
     mu_x, mu_y = x.mean(0), y.mean(0)
     s_x, s_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
     covmean = scipy.linalg.sqrtm(s_x @ s_y).real
@@ -40,15 +43,36 @@ def test_fid_matches_the_sqrtm_formula():
     assert frechet_distance(x, y) == pytest.approx(want, rel=1e-6)
 
 
+def direct_mmd2(x, y):
+    """Unbiased MMD^2 as its three sums, kernel k(a, b) = (a . b / D + 1)^3, one pair at a time."""
+    m, d = len(x), x.shape[1]
+
+    def k(a, b):
+        return (a @ b / d + 1) ** 3
+
+    pairs = [(i, j) for i, j in itertools.product(range(m), repeat=2) if i != j]
+    xx = sum(k(x[i], x[j]) for i, j in pairs) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i, j in pairs) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i, j in itertools.product(range(m), repeat=2)) / m**2
+    return xx + yy - 2 * xy
+
+
 def test_mmd2_unbiased_matches_the_explicit_sums():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(5, 3)), rng.normal(size=(5, 3)) + 1
-    k = lambda a, b: (a @ b / 3 + 1) ** 3  # noqa: E731
-    xx = sum(k(x[i], x[j]) for i in range(5) for j in range(5) if i != j) / 20
-    yy = sum(k(y[i], y[j]) for i in range(5) for j in range(5) if i != j) / 20
-    xy = sum(k(x[i], y[j]) for i in range(5) for j in range(5)) / 25
-    assert mmd2_unbiased(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-12)
+    assert mmd2_unbiased(x, y) == pytest.approx(direct_mmd2(x, y), rel=1e-12)
     assert polynomial_kernel(x, y).shape == (5, 5)
+    assert polynomial_kernel(x, y)[1, 2] == pytest.approx((x[1] @ y[2] / 3 + 1) ** 3)
+
+
+def test_kid_on_whole_sets_is_the_direct_mmd2():
+    # subsets as large as the sets are permutations of them, and MMD^2 ignores order: every
+    # subset gives the direct value, so the mean is that value and the std is 0
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(6, 4)), 0.5 * rng.normal(size=(6, 4)) + 0.3
+    mean, std = kernel_inception_distance(x, y, subset_size=6, subsets=4, seed=0)
+    assert mean == pytest.approx(direct_mmd2(x, y), rel=1e-10)
+    assert std == pytest.approx(0.0, abs=1e-12)
 
 
 def test_kid_is_near_zero_on_itself_grows_with_shift_and_is_seeded():
@@ -82,6 +106,35 @@ def test_prdc_matches_hand_computed_values():
     )
     with pytest.raises(ValueError):
         prdc(real, fake[:1], k=1)
+
+
+def brute_force_prdc(real, fake, k):
+    """PRDC by loops over integer points, on squared distances (exact, so ties stay ties)."""
+
+    def sq(a, b):
+        return int(((a - b) ** 2).sum())
+
+    def radius(points, i):  # squared distance to the k-th nearest other point
+        return sorted(sq(points[i], q) for j, q in enumerate(points) if j != i)[k - 1]
+
+    real_r = [radius(real, i) for i in range(len(real))]
+    fake_r = [radius(fake, j) for j in range(len(fake))]
+    in_real = [[sq(r, f) < real_r[i] for i, r in enumerate(real)] for f in fake]  # [fake][real]
+    return {
+        "precision": np.mean([any(row) for row in in_real]),
+        "recall": np.mean([any(sq(r, f) < fake_r[j] for j, f in enumerate(fake)) for r in real]),
+        "density": sum(map(sum, in_real)) / (k * len(fake)),
+        "coverage": np.mean([any(row[i] for row in in_real) for i in range(len(real))]),
+    }
+
+
+@pytest.mark.parametrize(("seed", "k"), [(0, 1), (1, 2), (2, 3), (3, 2)])
+def test_prdc_matches_a_brute_force_loop(seed, k):
+    # small integer grid: many equal distances, duplicate points, points on a ball's edge
+    rng = np.random.default_rng(seed)
+    real, fake = rng.integers(0, 4, (8, 2)), rng.integers(0, 4, (7, 2))
+    got = prdc(real.astype(float), fake.astype(float), k=k)
+    assert got == pytest.approx(brute_force_prdc(real, fake, k), abs=1e-12)
 
 
 def test_fidelity_summary_caps_k_and_reports_none_for_tiny_sets():

@@ -435,7 +435,7 @@ def _fidelity_eval(fid: float) -> dict:
     block = {"fid": fid, "kid_mean": 0.01, "precision": 0.7, "recall": 0.3, "density": 0.9}
     block |= {"coverage": 0.5, "n": 40}
     splits = {f"vs_{s}": block for s in ("train", "val", "test")}
-    floor = {"train_vs_test": dict(block, fid=1.5)}
+    floor = {"train_vs_test": dict(block, fid=9.0), "val_vs_test": dict(block, fid=1.5, n=12)}
     raw = {k: dict(v, fid=fid * 2) for k, v in splits.items()}
     return {"sets": {"selected": splits, "raw": raw}, "floor": floor, "note": "independent"}
 
@@ -470,6 +470,6 @@ def test_generator_per_seed_layout_and_table(built, tmp_path):
     assert rows[1]["resnet18"]["gain_over_classic"] == pytest.approx((35 - 23) / 40)
     md = (run_dir / "report/results.md").read_text()
     assert "## Generators: independent fidelity per seed" in md
-    assert "| 0 | 20 | 40 | 0.7 | 0.3 | 40 | 1.5 | 77.50 | +25.00 |" in md
-    assert "| 1 | 40 | 80 | 0.7 | 0.3 | 40 | 1.5 | 87.50 | +30.00 |" in md
+    assert "| 0 | 20 | 40 | 0.7 | 0.3 | 40 | 1.5 (12) | 77.50 | +25.00 |" in md
+    assert "| 1 | 40 | 80 | 0.7 | 0.3 | 40 | 1.5 (12) | 87.50 | +30.00 |" in md
     assert "(the generator of seed 0)" in md

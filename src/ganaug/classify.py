@@ -90,6 +90,9 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 CURVE_COLUMNS = (  # step: optimiser steps done by the end of the row (cumulative)
     "epoch,step,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds,images_per_s,lr"
 ).split(",")
+# what a GAN checkpoint's "format" starts with (gan/state.py's FORMAT without its version):
+# such a file is refused by name where a classifier checkpoint or state dict is expected
+GAN_FORMAT_PREFIX = "ganaug-gan"
 _MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet; gray uses their means
 # old torchvision DenseNet files name layers "norm.1"; today's modules are "norm1"
 _DENSENET_OLD_KEY = re.compile(
@@ -130,9 +133,19 @@ def _head(model: nn.Module) -> nn.Linear:
     return model.fc if hasattr(model, "fc") else model.classifier
 
 
+def refuse_gan_checkpoint(ckpt: Any, path: Path | str, fix: str) -> None:
+    """A GAN checkpoint where a classifier's is expected: one line saying which kind it is."""
+    if isinstance(ckpt, dict) and str(ckpt.get("format", "")).startswith(GAN_FORMAT_PREFIX):
+        raise InputError(
+            f"{path}: a ganaug GAN checkpoint (of `ganaug gan train`), not a classifier one; "
+            f"`ganaug gan sample --checkpoint` and `ganaug select --checkpoint` take it; {fix}"
+        )
+
+
 def load_weights(model: nn.Module, path: Path, name: str) -> None:
     """Load a local state dict (or a ganaug best.pt / last.pt) into `model`; InputError if unfit."""
     state = safe_torch_load(path)
+    refuse_gan_checkpoint(state, path, f"give classify.weights a {name} state dict")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # a ganaug checkpoint
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -432,6 +445,7 @@ def predict(
 def load_classifier(path: Path | str, device: torch.device | str = "cpu") -> nn.Module:
     """Rebuild a classifier from a ganaug best.pt / last.pt alone (eval mode, on `device`)."""
     ckpt = safe_torch_load(path)
+    refuse_gan_checkpoint(ckpt, path, "give a classifier's best.pt or last.pt")
     try:
         model = build_model(ckpt["model_name"], ckpt["num_classes"], ckpt["in_channels"])
         model.load_state_dict(ckpt["model"])
@@ -651,6 +665,7 @@ def _resume(run: _Run) -> None:
     if not path.is_file():
         return
     ckpt = safe_torch_load(path)
+    refuse_gan_checkpoint(ckpt, path, "use another --out or delete that file")
     found = ckpt.get("config_hash") if isinstance(ckpt, dict) else None
     if found != run.config_hash:
         raise InputError(

@@ -1,7 +1,7 @@
 """The `ganaug` command line: each command parses, builds a Config, calls one library function.
 
 Exit status: 0 done, 2 bad input or config (one line on stderr, no traceback unless --debug),
-1 anything else.
+1 anything else (also one line; a full disk names the file it could not write).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import typer
 from ganaug import InputError
 from ganaug.config import DEFAULT_PROFILE, Config, load_config, save_config
 from ganaug.runtime import (
+    disk_full,
     is_main,
     refuse_overwrite,
     seed_everything,
@@ -29,7 +30,10 @@ log = logging.getLogger("ganaug")
 
 
 class _App(typer.Typer):
-    """Typer app whose call turns InputError into exit 2 and other errors into exit 1."""
+    """Typer app whose call turns InputError into exit 2 and other errors into exit 1.
+
+    Either way stderr gets one line (a traceback too with --debug).
+    """
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         argv = list(args[0]) if args else sys.argv[1:]
@@ -47,6 +51,10 @@ class _App(typer.Typer):
         except Exception as err:  # the last line of defence: one line, exit 1
             if debug:
                 traceback.print_exc()
+            full = disk_full(err)
+            if full is not None:  # the atomic writes kept the previous files: rerun resumes
+                print(f"ganaug: error: {full}", file=sys.stderr)
+                sys.exit(1)
             line = str(err).strip().splitlines()[0] if str(err).strip() else ""
             print(
                 f"ganaug: failed: {type(err).__name__}: {line} (rerun with --debug)",
@@ -104,6 +112,42 @@ def _echo(text: str, quiet: bool) -> None:
         typer.echo(text)
 
 
+def _check_at_least(option: str, value: int | None, low: int, what: str) -> None:
+    """A count or seed option below its minimum: one line naming the option and its value."""
+    if value is not None and value < low:
+        raise InputError(f"{option} {value}: {what} must be >= {low}")
+
+
+def _check_out_file(out: Path, force: bool, example: str) -> None:
+    """--out names a file this command writes: not a directory, below no file, and an existing
+    file only with --force."""
+    if out.is_dir():
+        raise InputError(
+            f"--out {out}: is a directory, but this command writes one file; give a file path "
+            f"such as {out / example}"
+        )
+    _check_out_parents(out)
+    refuse_overwrite(out, force)
+
+
+def _check_out_dir(out: Path) -> None:
+    """--out names a run directory this command writes into: not a file, below no file."""
+    if out.exists() and not out.is_dir():
+        raise InputError(
+            f"--out {out}: is a file, but this command writes a run directory; give a new "
+            "directory (or an earlier run's, to resume)"
+        )
+    _check_out_parents(out)
+
+
+def _check_out_parents(out: Path) -> None:
+    existing = next((p for p in out.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise InputError(
+            f"--out {out}: {existing} is a file, not a directory; choose another --out"
+        )
+
+
 @app.command("data")
 def data_cmd(
     data: Annotated[str, typer.Option("--data", help="npz path, image folder or MedMNIST flag.")],
@@ -123,7 +167,7 @@ def data_cmd(
 
     extra = [f"data.spec={data}"] + ([f"data.size={size}"] if size is not None else [])
     cfg = build_config(profile, sets, quiet=quiet, extra=extra)
-    refuse_overwrite(out, force)
+    _check_out_file(out, force, "real.npz")
     result = load_spec(cfg)
     write_npz(out, result)
     save_config(cfg, out.with_suffix(".config.yaml"))
@@ -148,9 +192,10 @@ def augment_cmd(
     from ganaug.augment import augment_imageset
     from ganaug.data import read_npz, summarize, write_npz
 
+    _check_at_least("--seed", seed, 0, "a seed")
     extra = [f"augment.seed={seed}"] if seed is not None else []
     cfg = build_config(profile, sets, quiet=quiet, extra=extra)
-    refuse_overwrite(out, force)
+    _check_out_file(out, force, "classic.npz")
     seed_everything(cfg.augment.seed)
     real = read_npz(data)
     result = augment_imageset(real, cfg, source=str(data), preview=out.with_suffix(".preview.png"))
@@ -192,6 +237,7 @@ def run_cmd(
     extra += [f"experiment.workers={workers}"] if workers is not None else []
     cfg = build_config(profile, sets, quiet=quiet, device=device, extra=extra)
     run_dir = out or Path("runs") / cfg.experiment.name
+    _check_out_dir(run_dir)
     report_dir = run_experiment(cfg, run_dir)
     _echo(f"report: {report_dir / 'results.md'}", quiet)
     results = report_dir / "results.md"
@@ -226,9 +272,11 @@ def classify_cmd(
     from ganaug.data import read_npz
     from ganaug.runtime import main_process_lock
 
+    _check_at_least("--seed", seed, 0, "a seed")
     extra = [f"classify.model={model}"] if model else []
     extra += [f"classify.seed={seed}"] if seed is not None else []
     cfg = build_config(profile, sets, quiet=quiet, device=device, extra=extra)
+    _check_out_dir(out)
     seed_everything(cfg.classify.seed)
     train_sets = [read_npz(path) for path in train]
     real = read_npz(eval_data, required=("val", "test"))
@@ -278,7 +326,7 @@ def select_cmd(
     samples: Annotated[Path, typer.Option("--samples", help="Raw synthetic npz (gan sample).")],
     real: Annotated[Path, typer.Option("--real", help="Real contract npz (its train split).")],
     out: Annotated[Path, typer.Option("--out", help="Selected synthetic npz, e.g. synthetic.npz.")],
-    k: Annotated[int | None, typer.Option("--k", min=1, help="Images kept; paper: 443.")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Images kept; paper: 443.")] = None,
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="GAN checkpoint for critic scores.")
     ] = None,
@@ -308,9 +356,10 @@ def select_cmd(
     from ganaug.data import read_npz, write_npz
     from ganaug.select import select_samples
 
+    _check_at_least("--k", k, 1, "the number of images kept")
     extra = [f"select.k={k}"] if k is not None else []
     cfg = build_config(profile, sets, quiet=quiet, device=device, extra=extra)
-    refuse_overwrite(out, force)
+    _check_out_file(out, force, "synthetic.npz")
     if checkpoint is not None and not checkpoint.is_file():
         raise InputError(f"--checkpoint {checkpoint}: file not found; check the path")
     if checkpoint is not None:  # a bad checkpoint is refused before the labeller trains
@@ -322,6 +371,13 @@ def select_cmd(
     seed_everything(cfg.select.seed)
     raw, real_set = read_npz(samples), read_npz(real)
     trained_set = read_npz(trained_on) if trained_on is not None else None
+    n_raw = len(raw.labels["train"])
+    if cfg.select.k > n_raw:
+        given = f"--k {k}" if k is not None else f"select.k {cfg.select.k}"
+        raise InputError(
+            f"{given}: more than the {n_raw} samples in {samples}; keep fewer, or generate "
+            "more with `ganaug gan sample --n`"
+        )
     result = select_samples(
         raw, real_set, cfg, out.parent, checkpoint=checkpoint, trained_on=trained_set
     )
@@ -364,6 +420,7 @@ def gan_train_cmd(
     from ganaug.runtime import main_process_lock
 
     cfg = build_config(profile, sets, quiet=quiet, device=device)
+    _check_out_dir(out)
     seed_everything(cfg.gan.seed)
     real = read_npz(data)
     with main_process_lock(out):  # config.yaml is written once data and checkpoint checked out
@@ -379,11 +436,9 @@ def gan_train_cmd(
 def gan_sample_cmd(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="DIR/checkpoints/last.pt.")],
     out: Annotated[Path, typer.Option("--out", help="Output npz, e.g. synthetic_raw.npz.")],
-    n: Annotated[
-        int | None, typer.Option("--n", min=1, help="Images (default gan.n_samples).")
-    ] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Images (default gan.n_samples).")] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", min=0, help="Seed of image 0 (image i: seed + i).")
+        int | None, typer.Option("--seed", help="Seed of image 0 (image i: seed + i).")
     ] = None,
     profile: ProfileOpt = DEFAULT_PROFILE,
     sets: SetOpt = None,
@@ -400,10 +455,12 @@ def gan_sample_cmd(
     from ganaug.gan.sample import contact_sheet, sample_images
     from ganaug.runtime import pick_device, save_image_grid
 
+    _check_at_least("--n", n, 1, "the number of images")
+    _check_at_least("--seed", seed, 0, "a seed")
     extra = [f"gan.n_samples={n}"] if n is not None else []
     extra += [f"gan.sample_seed={seed}"] if seed is not None else []
     cfg = build_config(profile, sets, quiet=quiet, device=device, extra=extra)
-    refuse_overwrite(out, force)
+    _check_out_file(out, force, "synthetic_raw.npz")
     g = cfg.gan
     samples = sample_images(
         checkpoint, g.n_samples, g.sample_seed, device=pick_device(cfg.runtime.device)

@@ -23,6 +23,8 @@ from ganaug import InputError
 
 PROFILES = ("smoke", "quick", "paper")
 DEFAULT_PROFILE = "quick"
+MAX_YAML_BYTES = 1 << 20  # a config file is a few kB; a larger one is not a config
+MAX_YAML_NODES = 100_000  # YAML nodes after expanding aliases: the "billion laughs" guard
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class DataConfig:
             self.val_fraction + self.test_fraction,
             "a sum below 1",
         )
+        _check_seeds(self, "data", "split_seed")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class AugmentConfig:
         for name in ("n_vflip", "n_hflip", "n_color"):
             _check(getattr(self, name) >= 0, f"augment.{name}", getattr(self, name), ">= 0")
         _check(0.0 <= self.hflip_p <= 1.0, "augment.hflip_p", self.hflip_p, "a probability")
+        _check_seeds(self, "augment", "seed")
         _check(
             0.0 < self.color_low <= self.color_high,
             "augment.color_low/color_high",
@@ -108,6 +112,13 @@ class GanConfig:
             _check(getattr(self, name) >= 1, f"gan.{name}", getattr(self, name), ">= 1")
         for name in ("epochs_lr1", "epochs_lr2", "subset", "max_nan_skips"):
             _check(getattr(self, name) >= 0, f"gan.{name}", getattr(self, name), ">= 0")
+        _check(
+            self.epochs >= 1,
+            "gan.epochs_lr1 + gan.epochs_lr2",
+            self.epochs,
+            "at least 1 epoch in all (paper: 800 + 600)",
+        )
+        _check_seeds(self, "gan", "seed", "sample_seed")
         _check(self.lr > 0 and self.lr2 > 0, "gan.lr/lr2", (self.lr, self.lr2), "> 0")
         _check(0.0 <= self.ema_decay < 1.0, "gan.ema_decay", self.ema_decay, "in [0, 1)")
         _check(
@@ -177,6 +188,7 @@ class SelectConfig:
         for name in ("labeller_epochs", "labeller_batch_size"):
             _check(getattr(self, name) >= 1, f"select.{name}", getattr(self, name), ">= 1")
         _check(self.labeller_lr > 0, "select.labeller_lr", self.labeller_lr, "> 0")
+        _check_seeds(self, "select", "seed")
         weights = (self.critic_weight, self.confidence_weight)
         _check(
             min(weights) >= 0 and sum(weights) > 0,
@@ -208,6 +220,7 @@ class FidelityConfig:
         _check(self.kid_subset_size >= 2, "fidelity.kid_subset_size", self.kid_subset_size, ">= 2")
         _check(self.kid_subsets >= 1, "fidelity.kid_subsets", self.kid_subsets, ">= 1")
         _check(self.prdc_k >= 1, "fidelity.prdc_k", self.prdc_k, ">= 1")
+        _check_seeds(self, "fidelity", "seed", "draw_seed")
 
 
 @dataclass(frozen=True)
@@ -239,6 +252,7 @@ class ClassifyConfig:
         _check(self.weight_decay >= 0, "classify.weight_decay", self.weight_decay, ">= 0")
         for name in ("steps", "evals"):
             _check(getattr(self, name) >= 0, f"classify.{name}", getattr(self, name), ">= 0")
+        _check_seeds(self, "classify", "seed")
 
 
 @dataclass(frozen=True)
@@ -262,10 +276,13 @@ class ExperimentConfig:
         allowed.add("synthetic-only")
         bad = [r for r in self.regimes if r not in allowed]
         _check(not bad, "experiment.regimes", ",".join(bad), ", ".join(sorted(allowed)))
+        _check(bool(self.regimes), "experiment.regimes", "", "at least one regime")
         _check(bool(self.models), "experiment.models", "", "at least one model")
         _check(bool(self.seeds), "experiment.seeds", "", "at least one seed")
-        repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
-        _check(not repeated, "experiment.seeds", repeated, "distinct seeds (one cell each)")
+        for name in ("regimes", "models", "seeds"):
+            values = getattr(self, name)
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            _check(not repeated, f"experiment.{name}", repeated, f"distinct {name} (one cell each)")
         _check(min(self.seeds) >= 0, "experiment.seeds", min(self.seeds), "seeds >= 0")
         _check(
             self.synthetic_copies >= 1, "experiment.synthetic_copies", self.synthetic_copies, ">= 1"
@@ -325,6 +342,12 @@ class Config:
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise InputError(f"config key {key}: bad value {value!r}; allowed: {allowed}")
+
+
+def _check_seeds(section: Any, name: str, *fields: str) -> None:
+    for seed in fields:
+        value = getattr(section, seed)
+        _check(value >= 0, f"{name}.{seed}", value, "a seed >= 0")
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -406,19 +429,67 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's mapping; too large, alias-bombed or malformed files are InputErrors."""
     try:
-        data = yaml.safe_load(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise InputError(
+                f"{path}: {size} bytes, over the {MAX_YAML_BYTES // 2**20} MB a config file may "
+                "have; give a profile YAML of sections (data:, gan:, ...)"
+            )
+        text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: cannot read the config file ({err})") from None
+    try:
+        nodes = _expanded_nodes(yaml.compose(text, Loader=yaml.SafeLoader), MAX_YAML_NODES)
+        if nodes > MAX_YAML_NODES:
+            raise InputError(
+                f"{path}: expands to over {MAX_YAML_NODES} YAML nodes through anchors and "
+                "aliases (or an alias inside itself); write the config out without them"
+            )
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f" at line {line + 1}" if line is not None else ""
         raise InputError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    except RecursionError:
+        raise InputError(f"{path}: YAML nested too deeply to be a config file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise InputError(f"{path}: a config file must be a mapping of sections (data:, gan:, ...)")
+        raise InputError(
+            f"{path}: holds a {type(data).__name__}, but a config file must be a mapping of "
+            "sections (data:, gan:, ...)"
+        )
     return data
+
+
+def _expanded_nodes(root: yaml.Node | None, limit: int) -> int:
+    """Nodes of a composed YAML document with every alias expanded, counted without expanding
+    (an alias is the very node its anchor names), capped at limit + 1; an alias inside its own
+    anchor expands without end and counts limit + 1."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in open_nodes:
+            return limit + 1
+        open_nodes.add(id(node))
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        total = 1
+        for child in children:
+            total = min(total + size(child), limit + 1)
+        open_nodes.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    return 0 if root is None else size(root)
 
 
 def profile_dict(profile: str) -> dict[str, Any]:

@@ -127,13 +127,14 @@ def imageset_from_arrays(
     shapes = {img.shape[1:] for img in images.values()}
     if len(shapes) > 1:
         raise InputError(f"{where}: splits have different image shapes {sorted(shapes)}")
-    class_names = _class_names(arrays, meta, labels, where)
+    class_names, listed_in = _class_names(arrays, meta, labels, where)
     for split, lab in labels.items():
         if lab.size and (lab.min() < 0 or lab.max() >= len(class_names)):
             raise InputError(
                 f"{where}: {split}_labels has values outside 0..{len(class_names) - 1} "
                 f"(min {lab.min()}, max {lab.max()}); fix the labels or class_names"
             )
+    _check_classes_agree(labels, class_names, listed_in, where)
     extras = {}
     for key, value in arrays.items():
         split = key.split("_", 1)[0]
@@ -172,7 +173,16 @@ def _check_labels(labels: np.ndarray | None, n: int, where: str, split: str) -> 
         labels = labels[:, 0]
     if labels.ndim != 1:
         raise InputError(f"{where}: '{key}' has shape {labels.shape}; expected (N,) or (N, 1)")
-    if labels.dtype.kind not in "iu":
+    if labels.dtype.kind == "f":  # integral floats (0.0, 1.0, ...) are accepted as integers
+        whole = np.isfinite(labels) & (np.abs(labels) < 2**31)
+        whole[whole] = labels[whole] == np.round(labels[whole])
+        if not whole.all():
+            row = int(np.flatnonzero(~whole)[0])
+            raise InputError(
+                f"{where}: '{key}' holds non-integer values (row {row}: {labels[row]}); labels "
+                "must be whole class numbers 0..K-1"
+            )
+    elif labels.dtype.kind not in "iu":
         raise InputError(f"{where}: '{key}' has dtype {labels.dtype}; labels must be integers")
     if len(labels) != n:
         raise InputError(f"{where}: '{key}' has {len(labels)} labels for {n} images")
@@ -181,19 +191,81 @@ def _check_labels(labels: np.ndarray | None, n: int, where: str, split: str) -> 
 
 def _class_names(
     arrays: dict[str, np.ndarray], meta: dict[str, Any], labels: dict[str, np.ndarray], where: str
-) -> tuple[str, ...]:
+) -> tuple[tuple[str, ...], str]:
+    """The class names and where they were listed ("" when only the labels define them)."""
     if "class_names" in arrays:
         names = arrays["class_names"]
         if names.ndim != 1 or names.dtype.kind not in "US" or len(names) < 1:
             raise InputError(f"{where}: 'class_names' must be a 1-D string array")
-        return tuple(str(n) for n in names)
+        listed = tuple(str(n) for n in names)
+        twice = sorted({n for n in listed if listed.count(n) > 1})
+        if twice:
+            raise InputError(
+                f"{where}: 'class_names' has {', '.join(map(repr, twice))} more than once; "
+                "give each class a distinct name"
+            )
+        if "num_classes" in meta and int(meta["num_classes"]) != len(listed):
+            raise InputError(
+                f"{where}: 'class_names' lists {len(listed)} classes but meta num_classes is "
+                f"{meta['num_classes']}; make them agree"
+            )
+        return listed, "class_names"
     if "num_classes" in meta:
-        return tuple(str(i) for i in range(int(meta["num_classes"])))
+        return tuple(str(i) for i in range(int(meta["num_classes"]))), "meta num_classes"
     flag = _medmnist_flag_of(where)
     if flag is not None:
-        return medmnist_class_names(flag)
+        return medmnist_class_names(flag), f"MedMNIST's {flag} classes"
     top = max(int(lab.max()) for lab in labels.values() if lab.size)
-    return tuple(str(i) for i in range(top + 1))
+    return tuple(str(i) for i in range(top + 1)), ""
+
+
+def _check_classes_agree(
+    labels: dict[str, np.ndarray], class_names: tuple[str, ...], listed_in: str, where: str
+) -> None:
+    """A data set with val or test must agree with its train split on the classes.
+
+    Train labels unknown to every other split (when no class list names them), classes no split
+    uses (a class list of another length), and classes without train images are refused. A
+    train-only file (samples, classic.npz, a selection) may use a subset of its classes.
+    """
+    others = [s for s in labels if s != "train"]
+    if "train" not in labels or not others:
+        return
+    used = {s: set(np.unique(lab).tolist()) for s, lab in labels.items()}
+    if not listed_in:
+        unknown = sorted(used["train"] - set().union(*(used[s] for s in others)))
+        if unknown:
+            raise InputError(
+                f"{where}: train_labels use classes {_class_list(unknown)} that no other split "
+                f"({'/'.join(others)}) has, and no class_names lists them; fix the labels or "
+                "add class_names (one name per class)"
+            )
+    unused = [c for c in range(len(class_names)) if not any(c in u for u in used.values())]
+    if unused:
+        fix = (
+            f"fix the labels or give one name per class used ({listed_in})"
+            if listed_in
+            else "number the classes 0..K-1 without gaps"
+        )
+        source = listed_in or "the largest label"
+        raise InputError(
+            f"{where}: {source} gives {len(class_names)} classes but no split has a label "
+            f"{_class_list(unused)}; {fix}"
+        )
+    no_train = [c for c in range(len(class_names)) if c not in used["train"]]
+    if no_train:
+        holders = "/".join(s for s in others if used[s] & set(no_train))
+        names = ", ".join(f"{c} ({class_names[c]!r})" for c in no_train[:8])
+        which = f"class {names} has" if len(no_train) == 1 else f"classes {names} have"
+        raise InputError(
+            f"{where}: {which} no train images, only {holders} images; every class needs "
+            "train images: fix the labels or the split"
+        )
+
+
+def _class_list(classes: list[int]) -> str:
+    shown = ", ".join(map(str, classes[:8]))
+    return shown + (f" and {len(classes) - 8} more" if len(classes) > 8 else "")
 
 
 def write_npz(path: Path | str, data: ImageSet) -> None:
@@ -300,18 +372,27 @@ def read_image_folder(root: Path, dcfg: DataConfig) -> ImageSet:
         {s: root / s for s in SPLITS if (root / s).is_dir()} if has_splits else {"all": root}
     )
     class_file = root / "classes.txt"
+    first_root = split_roots[next(iter(split_roots))]
     if class_file.is_file():
         class_names = tuple(n.strip() for n in class_file.read_text().splitlines() if n.strip())
-    else:
-        class_names = tuple(
-            sorted(
-                d.name
-                for d in split_roots[next(iter(split_roots))].iterdir()
-                if d.is_dir() and not d.name.startswith(".")
+        twice = sorted({n for n in class_names if class_names.count(n) > 1})
+        if twice:
+            raise InputError(
+                f"{class_file}: lists {', '.join(twice)} more than once; one line per class"
             )
-        )
+        source = f"{class_file}: add it there"
+    else:
+        class_names = tuple(sorted(_class_folders(first_root)))
+        source = f"the class folders of {first_root}: add it there"
     if len(class_names) < 2:
         raise InputError(f"{root}: found {len(class_names)} class folder(s); need at least two")
+    for split_root in split_roots.values():
+        extra = sorted(set(_class_folders(split_root)) - set(class_names))
+        if extra:
+            raise InputError(
+                f"{split_root / extra[0]}: class folder not among the classes "
+                f"({', '.join(class_names)}) of {source}, or remove it"
+            )
     per_split = {s: _read_class_folders(r, root, class_names) for s, r in split_roots.items()}
     if not has_splits:
         per_split = _stratified_split(*per_split["all"], dcfg)
@@ -321,6 +402,10 @@ def read_image_folder(root: Path, dcfg: DataConfig) -> ImageSet:
     if not has_splits:
         sources["train"] = ["train"]  # held-out val/test files never enter train
     return ImageSet(images, labels, class_names, {"source_splits": sources}, {})
+
+
+def _class_folders(split_root: Path) -> list[str]:
+    return [d.name for d in split_root.iterdir() if d.is_dir() and not d.name.startswith(".")]
 
 
 def _read_class_folders(

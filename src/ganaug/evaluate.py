@@ -270,7 +270,8 @@ def compare_sets(
         f"{info['epochs']} epochs) on the real train split only ({info['n_train']} images); it "
         "never saw val/test or synthetic images and was never used by selection. Both sides of "
         "every comparison are subsampled without replacement to equal n; 'floor' is real vs real "
-        "at equal n in the same space, the scale of sampling noise."
+        "at equal n in the same space, the scale of sampling noise; val_vs_test compares two "
+        "splits the extractor never saw, while train_vs_* is inflated by its training on train."
     )
     settings = {
         "n": fcfg.n,

@@ -1,96 +1,78 @@
 """Metrics as pure functions on numpy arrays.
 
 Classification half: the MedMNIST metrics (accuracy, AUC) plus balanced accuracy, macro F1,
-quadratic weighted kappa and the confusion matrix. Fidelity half: KID / FID / precision, recall,
-density, coverage on features from a local network, and memorisation distances.
+quadratic weighted kappa and the confusion matrix, all from `sklearn.metrics`; the wrappers fix
+the label set and the values of degenerate cases (a class absent, a single class). Fidelity half:
+KID / FID / precision, recall, density, coverage on features from a local network, and
+memorisation distances.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from sklearn import metrics as skm
 
 # ============================================================================================
 # classification metrics
 # ============================================================================================
-# Labels are int arrays (N,) with values 0..K-1; `prob` is (N, K) class probabilities. Every
-# function is pure numpy; tests/test_metrics_classification.py checks them against scikit-learn.
+# Labels are int arrays (N,) with values 0..K-1; `prob` is (N, K) class probabilities. Each
+# degenerate case scikit-learn would warn about (UndefinedMetricWarning, "y_pred contains
+# classes not in y_true") is decided here instead, so no call below can warn. `num_classes`
+# fixes the label set where one matters (confusion matrix, kappa's grade distances); balanced
+# accuracy and macro F1 count only the classes seen and ignore it.
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """(K, K) int64 counts; rows = true class, columns = predicted class."""
-    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
-    flat = y_true * num_classes + y_pred
-    return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+    return skm.confusion_matrix(y_true, y_pred, labels=np.arange(num_classes)).astype(np.int64)
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+    return float(skm.accuracy_score(y_true, y_pred))
 
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
-    """Mean recall over the classes present in y_true (scikit-learn's definition)."""
-    cm = confusion_matrix(y_true, y_pred, num_classes)
-    support = cm.sum(axis=1)
-    present = support > 0
-    return float(np.mean(np.diag(cm)[present] / support[present]))
+    """Mean recall over the classes present in y_true (scikit-learn's definition).
+
+    Macro recall over exactly those labels is what `balanced_accuracy_score` computes, but it
+    warns whenever y_pred holds a class absent from y_true; naming the labels avoids that.
+    """
+    present = np.unique(y_true)
+    return float(skm.recall_score(y_true, y_pred, labels=present, average="macro"))
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
     """Unweighted mean F1 over the classes in y_true or y_pred (F1 = 0 when tp = 0)."""
-    cm = confusion_matrix(y_true, y_pred, num_classes)
-    tp = np.diag(cm).astype(np.float64)
-    fn, fp = cm.sum(axis=1) - tp, cm.sum(axis=0) - tp
-    seen = (cm.sum(axis=1) + cm.sum(axis=0)) > 0
-    return float(np.mean(2 * tp[seen] / (2 * tp[seen] + fp[seen] + fn[seen])))
+    return float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0.0))
 
 
 def quadratic_weighted_kappa(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
     """Cohen's kappa with quadratic weights (i - j)^2 on the class indices (ordinal grades).
 
-    scikit-learn indexes only the labels present; here grade distances are the class indices, so
-    the two agree whenever every class occurs in y_true or y_pred.
+    `labels=0..K-1` makes the weights grade distances even when a grade never occurs. When
+    y_true and y_pred hold one and the same class, chance agreement is perfect and kappa is
+    0 / 0: reported as 0.0.
     """
-    observed = confusion_matrix(y_true, y_pred, num_classes).astype(np.float64)
-    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / observed.sum()
-    idx = np.arange(num_classes)
-    weights = (idx[:, None] - idx[None, :]) ** 2
-    denom = (weights * expected).sum()
-    return float(1.0 - (weights * observed).sum() / denom) if denom > 0 else 0.0
-
-
-def binary_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney statistic (ties count half); NaN without both classes."""
-    is_positive = np.asarray(is_positive, bool)
-    n_pos, n_neg = int(is_positive.sum()), int((~is_positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = _average_ranks(np.asarray(score, np.float64))
-    return float((ranks[is_positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, tied values sharing their mean rank."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_vals = values[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_vals)) + 1]
-    ends = np.r_[starts[1:], len(values)]
-    ranks = np.empty(len(values), np.float64)
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return ranks
+    if np.unique(np.concatenate([np.ravel(y_true), np.ravel(y_pred)])).size < 2:
+        return 0.0
+    labels = np.arange(num_classes)
+    return float(skm.cohen_kappa_score(y_true, y_pred, labels=labels, weights="quadratic"))
 
 
 def auc_medmnist(y_true: np.ndarray, prob: np.ndarray) -> float:
     """AUC as MedMNIST's `getAUC` computes it for multi-class tasks.
 
     Two classes: the AUC of the positive-class score. More: the mean of the one-vs-rest AUCs
-    over classes (class i's score = prob[:, i]). A class absent from y_true has no AUC and is
-    left out of the mean (MedMNIST would raise there).
+    over classes (class i's score = prob[:, i]). A class absent from y_true (or making up all of
+    it) has no AUC and is left out of the mean (MedMNIST would raise there); NaN if none has one.
     """
     y_true, prob = np.asarray(y_true), np.asarray(prob, np.float64)
-    if prob.shape[1] == 2:
-        return binary_auc(y_true == 1, prob[:, 1])
-    aucs = [binary_auc(y_true == k, prob[:, k]) for k in range(prob.shape[1])]
-    aucs = [a for a in aucs if not np.isnan(a)]
+    columns = [1] if prob.shape[1] == 2 else range(prob.shape[1])
+    aucs = [
+        skm.roc_auc_score(y_true == k, prob[:, k])
+        for k in columns
+        if 0 < np.count_nonzero(y_true == k) < len(y_true)
+    ]
     return float(np.mean(aucs)) if aucs else float("nan")
 
 

@@ -67,9 +67,11 @@ GENERATOR_NOTE = (
     "Each row is one generator (one per seed with experiment.generator_per_seed; otherwise one "
     "serves every seed, and its accuracy columns are the mean over them). FID, precision and "
     "recall of its selected samples against the real test split, which neither the generator "
-    "nor selection ever saw, at equal n; the floor is real train vs real test at the same n in "
-    "the same space. Accuracy: best-validation epoch. Lower FID next to a larger gain would "
-    "suggest better generators help more; a handful of rows cannot show it."
+    "nor selection ever saw, at equal n. The floor is real val vs real test in the same space "
+    "(both unseen by the extractor; at val's n, so smaller n than the synthetic rows and biased "
+    "up by it): real-vs-real distances from the train split are inflated, because the extractor "
+    "trained on those images. Accuracy: best-validation epoch. Lower FID next to a larger gain "
+    "would suggest better generators help more; a handful of rows cannot show it."
 )
 NO_RESULTS = "no classifier results (classify/*/*/seed*/metrics.json); run `ganaug run` first"
 
@@ -639,16 +641,16 @@ def generator_table(rows: list[dict[str, Any]], models: list[str]) -> Table:
     """One row per generator: independent FID/precision/recall of its selected samples vs the
     real test split, the floor, and the accuracy its seed(s) reached with its images."""
     header = ["generator (seed)", "FID sel. vs test", "FID raw vs test", "precision", "recall"]
-    header += ["n", "floor FID train vs test"]
+    header += ["n", "floor FID val vs test (n)"]
     for model in models:
         header += [f"{model}: Classic+GAN acc. %", f"{model}: gain over Classic (points)"]
     body = []
     for row in rows:
         sel, raw = row.get("selected_vs_test") or {}, row.get("raw_vs_test") or {}
-        floor = row.get("floor_train_vs_test") or {}
+        floor = row.get("floor_val_vs_test") or {}
         cells = [str(row["seed"]), _num(sel.get("fid")), _num(raw.get("fid"))]
         cells += [_num(sel.get("precision")), _num(sel.get("recall")), _num(sel.get("n"))]
-        cells.append(_num(floor.get("fid")))
+        cells.append(f"{_num(floor.get('fid'))} ({_num(floor.get('n'))})")
         for model in models:
             acc, gain = row[model]["classic+gan_accuracy"], row[model]["gain_over_classic"]
             cells.append("missing" if acc is None else f"{acc * 100:.2f}")

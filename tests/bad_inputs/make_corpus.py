@@ -30,8 +30,11 @@ MARKER = "code_ran"  # the pickled checkpoint makes this directory if its code e
 @dataclass(frozen=True)
 class Case:
     name: str
-    kind: str  # npz | folder | profile | set | checkpoint | gan-checkpoint | run-dir
-    path: Path  # the bad input (file or folder); for `set`, the --set item
+    # npz | folder | profile | set | option | seed-option | select-k | checkpoint |
+    # gan-checkpoint | classifier-for-gan | gan-for-classify | out-is-dir | out-is-file |
+    # out-under-file | run-dir
+    kind: str
+    path: Path  # the bad input (file or folder); for `set`, the --set item; options: `--n=0`
     needle: str  # the problem, as the error message says it
     names: str  # what the message must name: the file (its name), key or value
 
@@ -109,6 +112,30 @@ def npz_cases(folder: Path) -> list[Case]:
     seeds = np.arange(N, dtype=np.float64)
     seeds[2] = np.nan
     add("NaN in a float array", _npz(folder, "nan", train_seeds=seeds), "NaN")
+    cases += class_cases(folder)
+    return cases
+
+
+def class_cases(folder: Path) -> list[Case]:
+    """npz files whose splits, class names and labels disagree on the classes."""
+    cases = []
+
+    def add(name: str, path: Path, needle: str) -> None:
+        cases.append(Case(name, "npz", path, needle, path.name))
+
+    # issue 17: train uses classes 3..5, val/test 0..2, and no class list says which is right
+    shifted = np.arange(N, dtype=np.int64) % CLASSES + CLASSES
+    unknown = _npz(folder, "shifted", train_labels=shifted, class_names=None)
+    add("train classes no other split has", unknown, "no other split")
+    two = np.arange(N, dtype=np.int64) % 2  # class 2 only in val/test
+    add("class without train images", _npz(folder, "notrain", train_labels=two), "no train images")
+    names = np.array([f"c{i}" for i in range(CLASSES + 2)])
+    add("class_names of another count", _npz(folder, "names5", class_names=names), "5 classes")
+    twice = np.array(["c0", "c0", "c2"])
+    add("class name given twice", _npz(folder, "twice", class_names=twice), "more than once")
+    halves = np.arange(N, dtype=np.float64) % CLASSES
+    halves[5] = 1.5
+    add("non-integer float labels", _npz(folder, "halves", train_labels=halves), "non-integer")
     return cases
 
 
@@ -161,6 +188,15 @@ def folder_cases(folder: Path) -> list[Case]:
     outside = _png(folder / "outside" / "secret.png")
     (root / "b" / "link.png").symlink_to(outside)
     cases.append(Case("symlink escaping the root", "folder", root, "outside the dataset", "link"))
+    root = _folder(folder / "unlisted")
+    (root / "classes.txt").write_text("a\nb\n")
+    _png(root / "c" / "0.png")
+    cases.append(Case("class folder not in classes.txt", "folder", root, "not among", "unlisted/c"))
+    root = folder / "valonly"
+    for split in ("train", "val", "test"):
+        _folder(root / split)
+    _png(root / "val" / "c" / "0.png")
+    cases.append(Case("val class that train lacks", "folder", root, "not among", "valonly/val/c"))
     root = _folder(folder / "dotdot")
     _png(folder / "escaped" / "0.png")
     (root / "classes.txt").write_text("a\nb\n../escaped\n")
@@ -174,13 +210,54 @@ def folder_cases(folder: Path) -> list[Case]:
 # configs
 
 
+def billion_laughs(path: Path, levels: int = 9) -> Path:
+    """A 1 kB YAML whose aliases expand to 10^levels strings (the classic "billion laughs")."""
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def config_cases(folder: Path) -> list[Case]:
     yaml_file = folder / "typo.yaml"
     yaml_file.write_text("classify:\n  epochs: 2\ngan:\n  widht: 32\n")
-    return [
-        Case("YAML with an unknown key", "profile", yaml_file, "gan.widht", yaml_file.name),
-        Case("--set with a wrong type", "set", Path("gan.width=wide"), "an integer", "gan.width"),
+    listed = folder / "list.yaml"
+    listed.write_text("- gan\n- classify\n")
+    huge = folder / "huge.yaml"
+    huge.write_text("# padding\n" * 110_000 + "gan:\n  width: 32\n")  # 1.1 MB, over 1 MiB
+    laughs = billion_laughs(folder / "laughs.yaml")
+    looped = folder / "looped.yaml"
+    looped.write_text("gan: &g\n  width: *g\n")
+    no_epochs = folder / "no_epochs.yaml"
+    no_epochs.write_text("gan:\n  epochs_lr1: 0\n  epochs_lr2: 0\n")
+    profile_cases = [
+        ("YAML with an unknown key", yaml_file, "gan.widht"),
+        ("YAML that is a list, not a mapping", listed, "mapping"),
+        ("YAML over 1 MB", huge, "1 MB"),
+        ("YAML billion laughs", laughs, "YAML nodes"),
+        ("YAML alias inside itself", looped, "YAML nodes"),
+        ("GAN of zero epochs", no_epochs, "gan.epochs_lr1 + gan.epochs_lr2"),
     ]
+    set_cases = [
+        ("--set with a wrong type", "gan.width=wide", "an integer", "gan.width"),
+        ("--set of duplicated seeds", "experiment.seeds=0,0", "distinct", "experiment.seeds"),
+        ("--set of no seeds", "experiment.seeds=", "at least one seed", "experiment.seeds"),
+        ("--set of a negative seed", "classify.seed=-1", ">= 0", "classify.seed"),
+        ("--set of a model twice", "experiment.models=resnet18,resnet18", "distinct", "models"),
+    ]
+    option_cases = [  # options: the value is out of range or more than the input holds
+        ("--n of zero images", "option", "--n=0", ">= 1", "--n 0"),
+        ("--n negative", "option", "--n=-3", ">= 1", "--n -3"),
+        ("--k of zero images", "select-k", "--k=0", ">= 1", "--k 0"),
+        ("--k over the samples", "select-k", f"--k={N + 1}", f"the {N} samples", f"--k {N + 1}"),
+        ("--seed negative", "seed-option", "--seed=-1", ">= 0", "--seed -1"),
+    ]
+    return (
+        [Case(n, "profile", p, needle, p.name) for n, p, needle in profile_cases]
+        + [Case(n, "set", Path(item), needle, key) for n, item, needle, key in set_cases]
+        + [Case(n, k, Path(item), needle, key) for n, k, item, needle, key in option_cases]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,6 +315,31 @@ def checkpoint_cases(folder: Path) -> list[Case]:
         Case("checkpoint that is a pickle with code", "checkpoint", code, "", code.name),
         Case("truncated checkpoint", "checkpoint", truncated, "", truncated.name),
         Case("GAN checkpoint of another width", "gan-checkpoint", gan, "", gan.name),
+        Case(
+            "classifier checkpoint for a GAN command",
+            "classifier-for-gan",
+            other,
+            "classifier checkpoint",
+            other.name,
+        ),
+        Case("GAN checkpoint for classify", "gan-for-classify", gan, "GAN checkpoint", gan.name),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# --out paths of the wrong kind
+
+
+def out_cases(folder: Path) -> list[Case]:
+    made = folder / "made_dir"  # a directory where a command writes one file
+    made.mkdir()
+    (made / "kept.txt").write_text("a user's file\n")
+    notes = folder / "notes.txt"  # a file where a command writes a run directory
+    notes.write_text("a user's notes\n")
+    return [
+        Case("--out that is a directory", "out-is-dir", made, "is a directory", made.name),
+        Case("--out that is a file", "out-is-file", notes, "is a file", notes.name),
+        Case("--out below a file", "out-under-file", notes / "out", "not a directory", "notes.txt"),
     ]
 
 
@@ -276,7 +378,7 @@ def write_corpus(folder: Path) -> tuple[list[Case], dict[str, Path]]:
     folder.mkdir(parents=True, exist_ok=True)
     good = write_good(folder)
     cases = npz_cases(folder) + folder_cases(folder) + config_cases(folder)
-    cases += checkpoint_cases(folder) + run_dir_cases(folder)
+    cases += checkpoint_cases(folder) + out_cases(folder) + run_dir_cases(folder)
     good["gan_checkpoint"] = folder / "gan_width64.pt"  # a valid checkpoint for `gan sample`
     return cases, good
 

@@ -198,6 +198,12 @@ def save_checkpoint(path: Path, units: list[GanUnit], train_rng: torch.Generator
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a GAN checkpoint with weights_only=True; anything else is an InputError."""
     ckpt = safe_torch_load(path)
+    if isinstance(ckpt, dict) and "model_name" in ckpt and "format" not in ckpt:
+        raise InputError(
+            f"{path}: a ganaug classifier checkpoint ({ckpt['model_name']}), not a GAN one; "
+            "`ganaug classify` takes it (classify.weights); give `gan sample` and "
+            "`select --checkpoint` the checkpoints/last.pt of `ganaug gan train`"
+        )
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise InputError(
             f"{path}: not a ganaug GAN checkpoint (format {FORMAT}); "
