@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -109,3 +111,18 @@ def stop_after_epoch(epoch: int):
             raise StopRun
 
     return hook
+
+
+def assert_clean_interrupt(proc: subprocess.Popen, out: Path, signum: int) -> None:
+    """Ctrl-C / SIGTERM: exit 128 + signum, one line saying how to resume, lock and temp files
+    gone. SIGKILL: the process had no say; its lock stays for the rerun to take over."""
+    _, err = proc.communicate(timeout=60)
+    err = err.decode().strip()
+    if signum == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL and (out / "run.lock").is_file()
+        return
+    assert proc.returncode == 128 + signum, (proc.returncode, err)
+    name = signal.Signals(signum).name
+    assert err == f"ganaug: interrupted ({name}); rerun the same command to resume"
+    assert not (out / "run.lock").exists()
+    assert not [p for p in out.rglob(".*.tmp")], "an interrupted write left its temp file"

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
 
 from bad_inputs.make_corpus import MARKER, Case, write_corpus
 
-EXPECTED_CASES = 50  # README's Reliability section quotes this number
+EXPECTED_CASES = 51  # README's Reliability section quotes this number
 
 # command lines per input kind; {bad} is the case's path, {out} an empty work folder
 NPZ_COMMANDS = {
@@ -100,6 +101,7 @@ COMMANDS = {
     "folder": FOLDER_COMMANDS,
     "profile": CONFIG_COMMANDS,
     "set": CONFIG_COMMANDS,
+    "set-vs-samples": {"run": CONFIG_COMMANDS["run"]},
     # options: {bad} is the option itself, e.g. --n=0
     "option": {"gan sample": [*CONFIG_COMMANDS["gan sample"], "{bad}"]},
     "select-k": {"select": [*CONFIG_COMMANDS["select"], "{bad}"]},
@@ -147,7 +149,7 @@ def argv_for(case: Case, kind: str, command: str, good: dict[str, Path], out: Pa
         argv += ["--profile", str(case.path)]
     elif command != "report":
         argv += ["--profile", "smoke"]
-    if kind == "set":
+    if kind.startswith("set"):
         argv += ["--set", str(case.path)]
     names = {k: str(v) for k, v in good.items()}
     return [a.format(bad=case.path, out=out, **names) for a in argv]
@@ -164,7 +166,9 @@ def problems_of(case, kind, command, good, work, cli, capsys) -> list[str]:
     corpus_dir = good["good"].parent
     before = snapshot(corpus_dir, out)
     capsys.readouterr()
-    status = cli(argv)
+    with warnings.catch_warnings(record=True) as shown:  # what a user's stderr would also show
+        warnings.simplefilter("default")
+        status = cli(argv)
     captured = capsys.readouterr()
     err = captured.err.strip()
     found = []
@@ -172,6 +176,8 @@ def problems_of(case, kind, command, good, work, cli, capsys) -> list[str]:
         found.append(f"exit {status}, not 2")
     if len(err.splitlines()) != 1 or "Traceback" in err:
         found.append(f"stderr is not one line: {err[-400:]!r}")
+    if shown:
+        found.append(f"warnings a user would see: {[str(w.message)[:120] for w in shown]}")
     named = Path(RESUME_AT[command]).name if command in RESUME_AT else case.names
     if named not in err or case.needle not in err:
         found.append(f"message lacks {named!r} / {case.needle!r}: {err!r}")
@@ -209,6 +215,7 @@ def test_invocation_count():
         "folder": 8,
         "profile": 6,
         "set": 5,
+        "set-vs-samples": 1,
         "option": 2,
         "select-k": 2,
         "seed-option": 1,
@@ -226,4 +233,5 @@ def test_invocation_count():
     options = 2 + 2 + 3  # option, select-k, seed-option
     checkpoints = 15 + 3 + 3 + 2  # checkpoint, gan-checkpoint, classifier-for-gan, gan-for-classify
     outs = 4 + 3 + 7  # out-is-dir, out-is-file, out-under-file
-    assert total == 135 + 16 + 42 + 35 + options + checkpoints + outs + 2 == 274
+    sets = 35 + 1  # set, set-vs-samples
+    assert total == 135 + 16 + 42 + sets + options + checkpoints + outs + 2 == 275

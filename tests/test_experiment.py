@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_imageset
+from conftest import assert_clean_interrupt, make_imageset
 from ganaug import InputError
 from ganaug.config import load_config, save_config
 from ganaug.data import read_npz, write_npz
@@ -266,21 +266,25 @@ def test_rerun_skips_finished_cells(smoke_run: Path, retina_npz: Path):
 
 
 @pytest.mark.slow
-def test_killed_mid_grid_then_resumed_equals_uninterrupted(
+def test_interrupted_mid_grid_then_resumed_equals_uninterrupted(
     smoke_run: Path, tmp_path: Path, retina_npz: Path
 ):
+    """Ctrl-C to the installed `ganaug` script in the classifier grid, then the same command."""
     out = tmp_path / "run"
-    _copy_upstream(smoke_run, out)  # the kill lands in the classifier grid
+    _copy_upstream(smoke_run, out)  # the interrupt lands in the classifier grid
+    script = shutil.which("ganaug", path=str(Path(sys.executable).parent))
     proc = subprocess.Popen(
-        _cmd(out, retina_npz), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [script, *_cmd(out, retina_npz)[3:]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     deadline = time.time() + 300
     while time.time() < deadline and not list(out.glob("classify/classic/*/seed*/last.pt")):
         time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.kill(proc.pid, signal.SIGINT)
+    assert_clean_interrupt(proc, out, signal.SIGINT)
+    assert not list(out.glob("classify/**/run.lock"))
     assert not (out / "report" / "results.json").exists()
-    done = _run(out, retina_npz)  # the stale lock of the killed process is taken over
+    done = _run(out, retina_npz)
     assert done.returncode == 0, done.stderr[-2000:]
     assert _accuracies(out) == _accuracies(smoke_run)
 

@@ -1,12 +1,17 @@
 """Sampling from a checkpoint (per-image seeds, labels), critic scores, and the `gan` commands."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import make_imageset
+from conftest import assert_clean_interrupt, make_imageset
 from ganaug import InputError
 from ganaug.config import load_config
 from ganaug.data import read_npz, write_npz
@@ -113,6 +118,51 @@ def test_gan_commands_train_and_sample(tmp_path: Path, cli, capsys):
     assert (tmp_path / "raw.png").is_file()
     assert cli(args) == 2  # no silent overwrite
     assert "--force" in capsys.readouterr().err
+
+
+SLOW_SAMPLE = """
+import sys, time
+from pathlib import Path
+import ganaug.gan.sample as sample
+to_uint8 = sample.to_uint8
+def slow_to_uint8(images):  # marks that sampling started, then leaves 3 s to interrupt it
+    Path(sys.argv[-1]).touch()
+    time.sleep(3.0)
+    return to_uint8(images)
+sample.to_uint8 = slow_to_uint8
+from ganaug.cli import app
+app(sys.argv[1:-1])
+"""
+
+
+def test_sampling_interrupted_writes_nothing_and_the_rerun_equals_a_whole_run(
+    checkpoints, tmp_path: Path, cli
+):
+    """Ctrl-C in the middle of `ganaug gan sample`: no npz or contact sheet, exit 130, one line."""
+    started = tmp_path / "sampling-started"
+
+    def argv(out: Path) -> list[str]:
+        return ["gan", "sample", "--checkpoint", str(checkpoints["conditional"]), "--n", "40",
+                "--out", str(out), "--profile", "smoke", "--quiet"]  # fmt: skip
+
+    raw = tmp_path / "raw.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SAMPLE, *argv(raw), str(started)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "sampling ended before it could be interrupted"
+    os.kill(proc.pid, signal.SIGINT)
+    assert_clean_interrupt(proc, tmp_path, signal.SIGINT)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sampling-started"]
+    assert cli(argv(raw)) == 0  # the same command, not refused for an existing output
+    assert cli(argv(tmp_path / "whole.npz")) == 0
+    again, whole = read_npz(raw), read_npz(tmp_path / "whole.npz")
+    assert np.array_equal(again.images["train"], whole.images["train"])
+    assert np.array_equal(again.labels["train"], whole.labels["train"])
 
 
 @pytest.mark.parametrize(

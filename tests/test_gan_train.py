@@ -1,4 +1,5 @@
-"""GAN training: outputs, leakage guard, bitwise resume (in-process and after kill -9), guards."""
+"""GAN training: outputs, leakage guard, bitwise resume (in-process, after kill -9 or SIGTERM),
+guards."""
 
 import csv
 import os
@@ -12,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_imageset
+from conftest import assert_clean_interrupt, make_imageset
 from ganaug import InputError
 from ganaug.config import load_config
+from ganaug.data import write_npz
 from ganaug.gan import losses
 from ganaug.gan.state import load_checkpoint
 from ganaug.gan.train import LOG_COLUMNS, TrainingDiverged, train_gan, training_tensors
@@ -138,42 +140,48 @@ def test_resume_in_process_is_bitwise_identical(tmp_path: Path):
     assert not torch.equal(other["G"][0]["fc.weight"], full["G"][0]["fc.weight"])
 
 
-SCRIPT = """
+SLOW_CLI = """
 import sys, time
-from pathlib import Path
-sys.path.insert(0, {tests!r})
-from conftest import make_imageset
-import torch
 import ganaug.gan.train as train
-torch.set_num_threads(1)
-from ganaug.config import load_config
 save = train.save_checkpoint
-def slow_save(*args, **kwargs):  # leaves time to kill the process between checkpoints
+def slow_save(*args, **kwargs):  # leaves time to stop the process between checkpoints
     save(*args, **kwargs)
-    time.sleep({pause})
+    time.sleep(2.0)
 train.save_checkpoint = slow_save
-cfg = load_config("smoke", {sets!r})
-train.train_gan(make_imageset(n=24, size=16, classes=3), cfg, Path({out!r}))
+from ganaug.cli import app
+app(sys.argv[1:])
 """
 
 
-def test_killed_run_resumes_bitwise_identical(tmp_path: Path):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_stopped_run_resumes_bitwise_identical(tmp_path: Path, cli, signum):
+    """`ganaug gan train` killed (-9) or terminated after its first checkpoint; rerun = full run."""
+    data = tmp_path / "tiny.npz"
+    write_npz(data, tiny_data())
     sets = TINY + ["gan.epochs_lr1=4", "gan.epochs_lr2=2", "gan.diffaug=translation"]
-    tests = str(Path(__file__).parent)
-    out = tmp_path / "killed"
+    sets += ["runtime.threads=1"]
+
+    def argv(out: Path) -> list[str]:
+        args = ["gan", "train", "--data", str(data), "--out", str(out), "--profile", "smoke"]
+        return args + ["--quiet", *(a for item in sets for a in ("--set", item))]
+
+    out = tmp_path / "stopped"
     ckpt = out / "checkpoints" / "last.pt"
-    script = SCRIPT.format(tests=tests, pause=2.0, sets=sets, out=str(out))
-    proc = subprocess.Popen([sys.executable, "-c", script])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CLI, *argv(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be interrupted"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, signum)
+    assert_clean_interrupt(proc, out, signum)
     assert 1 <= load_checkpoint(ckpt)["epoch"] < 6
-    finish = SCRIPT.format(tests=tests, pause=0.0, sets=sets, out=str(out))
-    subprocess.run([sys.executable, "-c", finish], check=True, timeout=120)
-    full = load_checkpoint(train_gan(tiny_data(), load_config("smoke", sets), tmp_path / "full"))
+    assert cli(argv(out)) == 0  # the same command resumes (a stale lock is taken over)
+    assert cli(argv(tmp_path / "full")) == 0
+    full = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
     assert full["epoch"] == 6
     assert_same_state(comparable(full), comparable(load_checkpoint(ckpt)))
 

@@ -21,7 +21,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import learnable_imageset, make_imageset
+from conftest import assert_clean_interrupt, learnable_imageset, make_imageset
 from ganaug import __version__
 from ganaug.config import load_config
 from ganaug.data import read_npz, write_npz
@@ -53,7 +53,8 @@ def _dead_pid() -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# crash recovery: `ganaug classify` killed with SIGKILL at seeded random points
+# crash recovery: `ganaug classify` killed (SIGKILL) or interrupted (SIGINT, SIGTERM) at seeded
+# random points
 
 KILL_SCRIPT = """
 import sys, time
@@ -92,38 +93,44 @@ def _assert_same_checkpoint(a: Path, b: Path) -> None:
         assert torch.equal(one["generator"], two["generator"])
 
 
+SIGNALS = (signal.SIGKILL, signal.SIGINT, signal.SIGTERM)  # kill -9, Ctrl-C, a scheduler's stop
+
+
 @pytest.mark.slow
-def test_classify_killed_at_random_points_resumes_to_the_uninterrupted_result(tmp_path: Path, cli):
+def test_classify_killed_or_interrupted_at_random_points_resumes_to_the_uninterrupted_result(
+    tmp_path: Path, cli
+):
+    """SIGKILL, SIGINT and SIGTERM, each at a seeded random point, then the same command again."""
     data = tmp_path / "real.npz"
     write_npz(data, learnable_imageset(n=60))
     ref = tmp_path / "ref"
     assert cli(classify_args(data, ref, "classify.epochs=3")) == 0
-    delays = [random.Random(8 + k).uniform(0.0, 1.2) for k in range(3)]  # seeded kill points
-    runs = [tmp_path / f"killed{k}" for k in range(len(delays))]
+    delays = [random.Random(8 + k).uniform(0.0, 1.2) for k in range(len(SIGNALS))]
+    runs = [tmp_path / signal.Signals(s).name for s in SIGNALS]
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", KILL_SCRIPT, *classify_args(data, out, "classify.epochs=3")],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         for out in runs
     ]
-    killed_at = []
-    for proc, out, delay in zip(procs, runs, delays, strict=True):
+    stopped_at = []
+    for proc, out, delay, signum in zip(procs, runs, delays, SIGNALS, strict=True):
         deadline = time.monotonic() + 180
         while not (out / "last.pt").exists() and time.monotonic() < deadline:
             assert proc.poll() is None, "the run ended before its first checkpoint"
             time.sleep(0.02)
         time.sleep(delay)
-        assert proc.poll() is None, "the run ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert (out / "run.lock").is_file() and not (out / "metrics.json").exists()
-        killed_at.append(safe_torch_load(out / "last.pt")["state"]["epoch"])
-    assert all(1 <= epoch < 3 for epoch in killed_at), killed_at
-    print(f"killed after epochs {killed_at} (delays {[round(d, 2) for d in delays]} s)")
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        os.kill(proc.pid, signum)
+        assert_clean_interrupt(proc, out, signum)
+        assert not (out / "metrics.json").exists()
+        stopped_at.append(safe_torch_load(out / "last.pt")["state"]["epoch"])
+    assert all(1 <= epoch < 3 for epoch in stopped_at), stopped_at
+    print(f"stopped after epochs {stopped_at} (delays {[round(d, 2) for d in delays]} s)")
     for out in runs:
-        # the stale lock of the killed process is taken over; training resumes from last.pt
+        # a stale lock of the killed process is taken over; training resumes from last.pt
         assert cli(classify_args(data, out, "classify.epochs=3")) == 0
         assert not (out / "run.lock").exists()
         assert _comparable_metrics(out / "metrics.json") == _comparable_metrics(

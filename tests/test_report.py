@@ -308,6 +308,24 @@ def test_html_is_self_contained(built):
     assert "80.00 ± 7.07" in html
 
 
+def test_html_renders_in_a_real_browser(built, tmp_path):
+    """Headless Chromium: every figure decodes, the tables are there, nothing logs an error."""
+    from browser import render
+
+    run_dir, _ = built
+    shot = tmp_path / "top.png"
+    shown = render(run_dir / "report/report.html", screenshot=shot)
+    assert shown.errors == []
+    assert len(shown.images) == len(FIGURES)
+    broken = [i["alt"] for i in shown.images if not i["complete"] or i["naturalWidth"] == 0]
+    assert broken == []
+    md = (run_dir / "report/results.md").read_text()
+    assert shown.tables == md.count("\n|---") + md.count("\n| ---")  # one per markdown table
+    assert shown.headings[0].startswith("ganaug report")
+    with Image.open(shot) as image:
+        assert image.size == (1200, 900)
+
+
 # ---------------------------------------------------------------------------------------------
 # missing pieces and errors
 

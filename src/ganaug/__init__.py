@@ -11,4 +11,33 @@ class InputError(Exception):
     """
 
 
-__all__ = ["InputError", "__version__"]
+class Interrupted(KeyboardInterrupt):
+    """A termination signal (SIGTERM, SIGHUP) raised where the process is, like Ctrl-C's
+    KeyboardInterrupt, so the same clean-up runs (locks released, temp files removed); the CLI
+    exits with 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP raise Interrupted (SIGINT raises KeyboardInterrupt already).
+
+    Only the main thread of the main interpreter can install handlers; elsewhere this is a no-op.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def raise_interrupted(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), raise_interrupted)
+
+
+__all__ = ["InputError", "Interrupted", "__version__", "install_signal_handlers"]

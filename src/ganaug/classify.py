@@ -48,9 +48,9 @@ import numpy as np
 import torch
 import torchvision.models as tvm
 from torch import nn
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ganaug import InputError, __version__
+from ganaug.board import Board
 from ganaug.config import Config, save_config
 from ganaug.data import ImageSet, require_train_only
 from ganaug.metrics import classification_metrics
@@ -70,6 +70,7 @@ from ganaug.runtime import (
     fast_paths,
     init_distributed,
     is_main,
+    log_above_bars,
     make_generator,
     make_optimiser,
     pick_device,
@@ -524,6 +525,7 @@ class _Run:
     state: dict[str, Any] = field(
         default_factory=lambda: {"epoch": 0, "step": 0, "curves": [], "last": None, "best": None}
     )
+    board: Board | None = None  # train/val curves for TensorBoard (runtime.tensorboard)
 
 
 def fit_classifier(
@@ -562,7 +564,8 @@ def fit_classifier(
     log.info("%s on %s; fast paths: %s", cfg.classify.model, run.device, run.fast.describe())
     if is_main():
         save_config(cfg, out_dir / "config.yaml")
-    _train_epochs(run, on_epoch)
+    with Board(out_dir, cfg.runtime.tensorboard, resumed_at=run.state["step"]) as run.board:
+        _train_epochs(run, on_epoch)
     if not is_main():  # rank 0 writes the figures and metrics.json; the others then read it
         barrier()
         return _finished(out_dir / "metrics.json", config_hash) or {}
@@ -691,7 +694,7 @@ def _train_epochs(run: _Run, on_epoch: Callable[[dict[str, float]], None] | None
     name = f"{ccfg.model} seed {ccfg.seed}"
     bar = progress(total=run.ends[-1] - run.state["step"], desc=name, unit="step")
     unit = "epoch" if ccfg.budget == "epochs" else "round"
-    with bar, logging_redirect_tqdm(loggers=[log]):
+    with bar, log_above_bars(bar, log):
         for epoch in todo:
             row = _run_epoch(run, epoch, bar)
             bar.set_postfix(val_acc=f"{row['val_acc']:.3f}", test_acc=f"{row['test_acc']:.3f}")
@@ -734,6 +737,9 @@ def _run_epoch(run: _Run, epoch: int, bar: Any) -> dict[str, float]:
         last.update(generator=run.generator.get_state(), state=state, **_model_args(run))
         atomic_torch_save(last, run.out_dir / "last.pt")
         _write_curves(run.out_dir / "curves.csv", state["curves"])
+    if run.board is not None:  # train and val only: a live test curve invites tuning on it
+        watched = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+        run.board.scalars(stop, "classify", **{k: row[k] for k in watched})
     barrier()  # every rank leaves the epoch with rank 0's checkpoint on disk
     return row
 

@@ -1,12 +1,14 @@
 """The `ganaug` command line: each command parses, builds a Config, calls one library function.
 
 Exit status: 0 done, 2 bad input or config (one line on stderr, no traceback unless --debug),
-1 anything else (also one line; a full disk names the file it could not write).
+1 anything else (also one line; a full disk names the file it could not write), 130 Ctrl-C and
+143 SIGTERM (one line; the last checkpoint stays, so the same command resumes).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ganaug import InputError
+from ganaug import InputError, install_signal_handlers
 from ganaug.config import DEFAULT_PROFILE, Config, load_config, save_config
 from ganaug.runtime import (
     disk_full,
@@ -38,6 +40,7 @@ class _App(typer.Typer):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         argv = list(args[0]) if args else sys.argv[1:]
         debug = "--debug" in argv
+        install_signal_handlers()  # SIGTERM unwinds like Ctrl-C: locks released, temp files gone
         try:
             return super().__call__(*args, **kwargs)
         except InputError as err:
@@ -45,9 +48,15 @@ class _App(typer.Typer):
                 traceback.print_exc()
             print(f"ganaug: error: {err}", file=sys.stderr)
             sys.exit(2)
-        except KeyboardInterrupt:
-            print("ganaug: interrupted; rerun the same command to resume", file=sys.stderr)
-            sys.exit(130)
+        except SystemExit as done:  # typer turns KeyboardInterrupt into a silent exit 130
+            stop = _interrupt_behind(done)
+            if stop is None:
+                raise
+            signum = getattr(stop, "signum", signal.SIGINT)
+            name = signal.Signals(signum).name
+            line = f"ganaug: interrupted ({name}); rerun the same command to resume"
+            print(line, file=sys.stderr)
+            sys.exit(128 + int(signum))
         except Exception as err:  # the last line of defence: one line, exit 1
             if debug:
                 traceback.print_exc()
@@ -61,6 +70,16 @@ class _App(typer.Typer):
                 file=sys.stderr,
             )
             sys.exit(1)
+
+
+def _interrupt_behind(err: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (KeyboardInterrupt) or SIGTERM (Interrupted) that caused `err`, if any."""
+    current: BaseException | None = err
+    while current is not None:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 app = _App(
@@ -97,8 +116,7 @@ def build_config(
 ) -> Config:
     """The entry point of every command: logging, config (profile, then --set), threads, seed."""
     set_quiet(quiet)
-    setup_logging()
-    logging.getLogger("ganaug").setLevel(logging.WARNING if quiet else logging.INFO)
+    setup_logging()  # after set_quiet: with --quiet stderr shows warnings only
     overrides = list(extra or []) + list(sets or [])
     if device:
         overrides.append(f"runtime.device={device}")
@@ -169,8 +187,8 @@ def data_cmd(
     cfg = build_config(profile, sets, quiet=quiet, extra=extra)
     _check_out_file(out, force, "real.npz")
     result = load_spec(cfg)
-    write_npz(out, result)
     save_config(cfg, out.with_suffix(".config.yaml"))
+    write_npz(out, result)  # last: an interrupted command leaves no npz, so a rerun is not refused
     _echo(f"wrote {out}\n{summarize(result)}", quiet)
 
 
@@ -199,8 +217,8 @@ def augment_cmd(
     seed_everything(cfg.augment.seed)
     real = read_npz(data)
     result = augment_imageset(real, cfg, source=str(data), preview=out.with_suffix(".preview.png"))
-    write_npz(out, result)
     save_config(cfg, out.with_suffix(".config.yaml"))
+    write_npz(out, result)  # last: an interrupted command leaves no npz, so a rerun is not refused
     _echo(f"wrote {out}\n{summarize(result)}", quiet)
 
 
@@ -314,8 +332,7 @@ def report_cmd(
     from ganaug.report import build_report
 
     set_quiet(quiet)
-    setup_logging()
-    logging.getLogger("ganaug").setLevel(logging.WARNING if quiet else logging.INFO)
+    setup_logging()  # after set_quiet: with --quiet stderr shows warnings only
     summary = build_report(run_dir)
     typer.echo(str(run_dir / "report" / "results.md"))
     _echo(summary["table1_markdown"], quiet)
@@ -381,8 +398,8 @@ def select_cmd(
     result = select_samples(
         raw, real_set, cfg, out.parent, checkpoint=checkpoint, trained_on=trained_set
     )
-    write_npz(out, result)
     save_config(cfg, out.with_suffix(".config.yaml"))
+    write_npz(out, result)  # last: an interrupted command leaves no npz, so a rerun is not refused
     counts = " / ".join(f"{n}: {c}" for n, c in result.meta["kept_counts"].items())
     short = result.meta["shortfall"]
     _echo(
@@ -465,8 +482,8 @@ def gan_sample_cmd(
     samples = sample_images(
         checkpoint, g.n_samples, g.sample_seed, device=pick_device(cfg.runtime.device)
     )
-    write_npz(out, samples)
     save_image_grid(out.with_suffix(".png"), contact_sheet(samples))
+    write_npz(out, samples)  # last: an interrupted command leaves no npz, so a rerun is not refused
     _echo(f"wrote {out} and {out.with_suffix('.png')}\n{summarize(samples)}", quiet)
 
 

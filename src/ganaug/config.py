@@ -97,7 +97,7 @@ class GanConfig:
     critic_norm: Literal["auto", "batch", "none"] = "auto"  # critic batch norm; auto = wgan only
     diffaug: str = ""  # DiffAugment policy: comma list of color, translation, cutout; "" = off
     ema_decay: float = 0.0  # generator EMA decay used for sampling; 0 = off
-    subset: int = 0  # train on the first N (stratified) images only; 0 = all (smoke tests)
+    subset: int = 0  # train on at most N images (a stratified subset); 0 = all (smoke tests)
     grid_every: int = 50  # epochs between fixed-z sample grids
     ckpt_every: int = 10  # epochs between checkpoints (and at the end)
     nan_policy: Literal["stop", "skip"] = "stop"  # on a non-finite loss: stop, or skip the step
@@ -298,6 +298,7 @@ class RuntimeConfig:
     amp: bool = True  # bf16 autocast of forward passes on CUDA (GAN gradient penalty stays fp32)
     channels_last: bool = True  # NHWC memory format for convolutions on CUDA
     fused: bool = True  # fused Adam / multi-tensor RMSprop kernels on CUDA
+    tensorboard: bool = True  # event files in tb/ when the tensorboard package is installed
 
     def __post_init__(self) -> None:
         ok = self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")

@@ -395,11 +395,18 @@ def _run_pool(
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_pool_init, initargs=(threads,)
-    ) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_pool_init, initargs=(threads,))
+    try:
         futures = [pool.submit(run_cell, str(run_dir), cfg_dict, c, device) for c in cells]
         return [f.result() for f in futures]
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (Interrupted): stop the running cells now
+        # a killed worker leaves its cell's last checkpoint and a stale lock that a rerun takes over
+        for process in list((pool._processes or {}).values()):  # no public API before 3.14
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _run_ray(
@@ -448,10 +455,23 @@ def check_run_config(cfg: Config, run_dir: Path) -> None:
         )
 
 
+def check_selection_size(cfg: Config) -> None:
+    """select.k above gan.n_samples: refused before anything is trained or written."""
+    if not any(r in GAN_REGIMES for r in cfg.experiment.regimes):
+        return
+    g = cfg.gan
+    if cfg.select.k > g.n_samples:
+        raise InputError(
+            f"config key select.k: {cfg.select.k} selected from gan.n_samples={g.n_samples} "
+            "generated images; lower select.k or raise gan.n_samples"
+        )
+
+
 def run_experiment(cfg: Config, run_dir: Path, *, device: str | None = None) -> Path:
     """Run everything into `run_dir` (resumable) and build the report; returns the report dir."""
     run_dir = Path(run_dir)
     check_run_config(cfg, run_dir)
+    check_selection_size(cfg)
     with RunLock(run_dir):  # removes the directory again if refused before any work
         start = time.perf_counter()
         loaded = load_real(cfg, run_dir)  # bad --data: refused before anything is written

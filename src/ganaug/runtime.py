@@ -544,14 +544,16 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
-    """Human log to stderr (and to `log_file` when given)."""
+    """Human log to stderr (warnings only with --quiet) and to `log_file` when given (all)."""
     logger = logging.getLogger("ganaug")
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    if not any(getattr(h, "_ganaug", False) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._ganaug = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+    stderr = [h for h in logger.handlers if getattr(h, "_ganaug", False)]
+    if not stderr:
+        stderr = [_StderrHandler()]
+        stderr[0].setFormatter(logging.Formatter("%(message)s"))
+        stderr[0]._ganaug = True  # type: ignore[attr-defined]
+        logger.addHandler(stderr[0])
+    stderr[0].setLevel(logging.WARNING if _QUIET else logging.NOTSET)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         path = str(log_file.resolve())
@@ -578,20 +580,26 @@ def progress(iterable: Iterable | None = None, **kwargs: Any):
     return tqdm(iterable, disable=disable, dynamic_ncols=True, **kwargs)
 
 
+def log_above_bars(bar: Any, logger: logging.Logger) -> AbstractContextManager:
+    """Log lines printed above a shown progress bar instead of through it; a hidden bar (--quiet,
+    no TTY) changes nothing, so the stderr handler keeps its level."""
+    if getattr(bar, "disable", True):
+        return nullcontext()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm(loggers=[logger])
+
+
 def provenance(stage: str, **extra: Any) -> dict[str, Any]:
     """The common part of every output's `meta`."""
     return {"stage": stage, "version": __version__, "torch": torch.__version__, **extra}
 
 
-def save_image_grid(
-    path: Path | str, images: np.ndarray, ncol: int | None = None, pad: int = 2
-) -> None:
-    """Write uint8 images as one PNG grid, atomically.
+def image_grid(images: np.ndarray, ncol: int | None = None, pad: int = 2) -> np.ndarray:
+    """uint8 images laid out as one (H', W', C) canvas on white.
 
     `images` is (rows, cols, H, W, C) for an explicit layout, or (N, H, W, C) laid out `ncol` wide.
     """
-    from PIL import Image
-
     images = np.asarray(images)
     if images.ndim == 4:
         n = len(images)
@@ -606,6 +614,17 @@ def save_image_grid(
         for k in range(cols):
             y, x = pad + r * (h + pad), pad + k * (w + pad)
             canvas[y : y + h, x : x + w] = images[r, k]
-    pil = Image.fromarray(canvas[..., 0] if c == 1 else canvas)
+    return canvas
+
+
+def save_image_grid(
+    path: Path | str, images: np.ndarray, ncol: int | None = None, pad: int = 2
+) -> np.ndarray:
+    """Write uint8 images as one PNG grid (see image_grid), atomically; returns the canvas."""
+    from PIL import Image
+
+    canvas = image_grid(images, ncol, pad)
+    pil = Image.fromarray(canvas[..., 0] if canvas.shape[-1] == 1 else canvas)
     with atomic_path(path) as tmp:
         pil.save(tmp, format="PNG")
+    return canvas

@@ -32,7 +32,7 @@ class Case:
     name: str
     # npz | folder | profile | set | option | seed-option | select-k | checkpoint |
     # gan-checkpoint | classifier-for-gan | gan-for-classify | out-is-dir | out-is-file |
-    # out-under-file | run-dir
+    # out-under-file | run-dir | set-vs-samples
     kind: str
     path: Path  # the bad input (file or folder); for `set`, the --set item; options: `--n=0`
     needle: str  # the problem, as the error message says it
@@ -246,6 +246,9 @@ def config_cases(folder: Path) -> list[Case]:
         ("--set of a negative seed", "classify.seed=-1", ">= 0", "classify.seed"),
         ("--set of a model twice", "experiment.models=resnet18,resnet18", "distinct", "models"),
     ]
+    data_set_cases = [  # --set items that contradict another section
+        ("--set select.k over gan.n_samples", "set-vs-samples", "select.k=9999", "9999", "samples"),
+    ]
     option_cases = [  # options: the value is out of range or more than the input holds
         ("--n of zero images", "option", "--n=0", ">= 1", "--n 0"),
         ("--n negative", "option", "--n=-3", ">= 1", "--n -3"),
@@ -256,7 +259,10 @@ def config_cases(folder: Path) -> list[Case]:
     return (
         [Case(n, "profile", p, needle, p.name) for n, p, needle in profile_cases]
         + [Case(n, "set", Path(item), needle, key) for n, item, needle, key in set_cases]
-        + [Case(n, k, Path(item), needle, key) for n, k, item, needle, key in option_cases]
+        + [
+            Case(n, k, Path(item), needle, key)
+            for n, k, item, needle, key in option_cases + data_set_cases
+        ]
     )
 
 

@@ -42,11 +42,13 @@ class EpochStats:
         self.sums = {k: 0.0 for k in ("critic_loss", "gen_loss", "wasserstein", "gp")}
         self.counts = dict.fromkeys(self.sums, 0)
         self.images = 0  # real images the critic saw
+        self.last: dict[str, float] = {}  # the latest value of each loss (per-step monitoring)
 
     def add(self, **values: float) -> None:
         for k, v in values.items():
             self.sums[k] += v
             self.counts[k] += 1
+            self.last[k] = v
 
     def row(self, epoch: int, step: int, lr: float, seconds: float) -> dict:
         means = {k: self.sums[k] / max(1, self.counts[k]) for k in self.sums}

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ganaug import InputError
+from ganaug.board import Board
 from ganaug.config import Config, GanConfig, save_config
 from ganaug.data import ImageSet, require_train_only
 from ganaug.gan import losses
@@ -137,34 +138,38 @@ def train_gan(
         "data_fingerprint": fingerprint,
         "source": source,
     }
-    bar = progress(range(epoch + 1, g.epochs + 1), initial=epoch, total=g.epochs, desc="gan")
-    for epoch in bar:
-        lr = g.lr if epoch <= g.epochs_lr1 else g.lr2
-        guard.epoch, started, stats = epoch, time.perf_counter(), EpochStats()
-        for unit in units:
-            for group in [*unit.opt_g.param_groups, *unit.opt_d.param_groups]:
-                group["lr"] = lr
-            step = train_epoch(unit, x, y, g, policy, rng, stats, guard, step, fast)
+    board = Board(out_dir, cfg.runtime.tensorboard, resumed_at=step)  # closed on any exit
+    with board:
+        bar = progress(range(epoch + 1, g.epochs + 1), initial=epoch, total=g.epochs, desc="gan")
+        for epoch in bar:
+            lr = g.lr if epoch <= g.epochs_lr1 else g.lr2
+            guard.epoch, started, stats = epoch, time.perf_counter(), EpochStats()
+            for unit in units:
+                for group in [*unit.opt_g.param_groups, *unit.opt_d.param_groups]:
+                    group["lr"] = lr
+                step = train_epoch(unit, x, y, g, policy, rng, stats, guard, step, fast, board)
 
-        # maintenance: log, grid, checkpoint
-        row = stats.row(epoch, step, lr, time.perf_counter() - started)
-        row["images_per_s"] *= world  # every rank saw as many real images as this one
-        if loss_log is not None:
-            loss_log.append(row)
-        bar.set_postfix(W=f"{row['wasserstein']:.3f}", refresh=False)
-        done = epoch == g.epochs or epoch == stop_after
-        if (epoch % g.grid_every == 0 or done) and main:
-            grid = fixed_grid(units, args, g)
-            save_image_grid(out_dir / "grids" / f"epoch_{epoch:04d}.png", grid)
-        if epoch % g.ckpt_every == 0 or done:
-            extra = {"epoch": epoch, "step": step, "nan_skips": guard.skips}
-            if world > 1:  # a collective: every rank hands over its generator state
-                extra["rank_rngs"] = gather_objects(rng.get_state())
-            if main:
-                save_checkpoint(ckpt_path, units, rng, **info, **extra)
-            guard.good_epoch = epoch
-        if epoch == stop_after:
-            break
+            # maintenance: log, grid, checkpoint
+            row = stats.row(epoch, step, lr, time.perf_counter() - started)
+            row["images_per_s"] *= world  # every rank saw as many real images as this one
+            if loss_log is not None:
+                loss_log.append(row)
+            board.scalars(step, "gan_epoch", **{k: row[k] for k in LOG_COLUMNS[2:]})
+            bar.set_postfix(W=f"{row['wasserstein']:.3f}", refresh=False)
+            done = epoch == g.epochs or epoch == stop_after
+            if (epoch % g.grid_every == 0 or done) and main:
+                grid = fixed_grid(units, args, g)
+                canvas = save_image_grid(out_dir / "grids" / f"epoch_{epoch:04d}.png", grid)
+                board.image("gan/samples", canvas, step)
+            if epoch % g.ckpt_every == 0 or done:
+                extra = {"epoch": epoch, "step": step, "nan_skips": guard.skips}
+                if world > 1:  # a collective: every rank hands over its generator state
+                    extra["rank_rngs"] = gather_objects(rng.get_state())
+                if main:
+                    save_checkpoint(ckpt_path, units, rng, **info, **extra)
+                guard.good_epoch = epoch
+            if epoch == stop_after:
+                break
     log.info("GAN at epoch %d of %d: %s", epoch, g.epochs, ckpt_path)
     return ckpt_path
 
@@ -180,8 +185,11 @@ def train_epoch(
     guard: NanGuard,
     step: int,
     fast: FastPaths = PLAIN,
+    board: Board | None = None,
 ) -> int:
     """One pass over the unit's rows; returns the updated global generator-step count.
+
+    `board` gets the latest critic and generator losses after every generator step.
 
     Under torchrun every rank takes its shard of rank 0's row order and batch_size / N rows per
     batch (check_shardable made both divide evenly, so every rank takes the same steps).
@@ -211,6 +219,8 @@ def train_epoch(
         generator_step(unit, batch, labels, g, policy, rng, stats, guard, fast)
         if unit.ema is not None:
             ema_update(unit.ema, unit.generator, g.ema_decay)
+        if board is not None:
+            board.scalars(step, "gan", **stats.last)
     return step
 
 
