@@ -38,8 +38,8 @@ def classifier_epoch(run, epoch, bar):
     return row
 
 
-def gan_epoch(unit, x, y, g, policy, rng, stats, guard, step, fast):
-    step = _train_epoch(unit, x, y, g, policy, rng, stats, guard, step, fast)
+def gan_epoch(unit, x, y, g, policy, rng, stats, guard, step, fast, board=None):
+    step = _train_epoch(unit, x, y, g, policy, rng, stats, guard, step, fast, board)
     dump(guard.epoch, [unit.generator, unit.critic])
     return step
 
