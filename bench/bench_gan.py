@@ -16,12 +16,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench.bench_train import in_fresh_process
 from ganaug.config import load_config
-from ganaug.gan.diffaug import parse_policy
-from ganaug.gan.monitor import EpochStats, NanGuard
-from ganaug.gan.nets import from_uint8
-from ganaug.gan.state import build_units, model_args
-from ganaug.gan.train import critic_step, generator_step, train_epoch
+from ganaug.generators import FAMILIES
+from ganaug.generators.diffaug import parse_policy
+from ganaug.generators.family import Step, build_units, from_uint8
+from ganaug.generators.loop import train_epoch
+from ganaug.generators.monitor import EpochStats, NanGuard
+from ganaug.generators.wgan import critic_step, generator_step
 from ganaug.runtime import make_generator
+
+WGAN = FAMILIES["wgan"]
 
 
 class PilTranslateDataset(Dataset):
@@ -51,8 +54,8 @@ def _setup(n: int):
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8))
     labels = torch.from_numpy(rng.integers(0, 5, n))
-    args = model_args((64, 64, 3), 5, g)
-    unit = build_units(args, g, labels, torch.device("cpu"))[0]
+    args = WGAN.model_args((64, 64, 3), 5, g)
+    unit = build_units(WGAN, args, g, labels, torch.device("cpu"))[0]
     guard = NanGuard(g, Path("unused.pt"), None, 0)
     return g, images, labels, unit, guard
 
@@ -61,9 +64,8 @@ def ganaug_epoch(n: int) -> float:
     g, images, labels, unit, guard = _setup(n)
     stats = EpochStats()
     start = time.perf_counter()
-    train_epoch(
-        unit, images, labels, g, parse_policy(g.diffaug), make_generator(1), stats, guard, 0
-    )
+    ctx = Step(g, None, None, parse_policy(g.diffaug), make_generator(1), stats, guard)
+    train_epoch(WGAN, unit, images, labels, ctx, 0, conditional=g.mode == "conditional")
     return stats.images / (time.perf_counter() - start)
 
 
@@ -76,12 +78,13 @@ def naive_epoch(n: int) -> float:
     dataset = PilTranslateDataset(images.numpy(), labels.numpy())
     loader = DataLoader(dataset, batch_size=g.batch_size, shuffle=True, drop_last=True)
     rng, stats, batches = make_generator(1), EpochStats(), iter(loader)
+    step = Step(g, None, None, (), rng, stats, guard)  # augmented in the Dataset
     start = time.perf_counter()
     for _ in range(_steps(n, g.batch_size, g.n_critic)):
         for _ in range(g.n_critic):
             real, y = next(batches)
-            critic_step(unit, real, y, g, (), rng, stats, guard)  # augmented in the Dataset
-        generator_step(unit, g.batch_size, y, g, (), rng, stats, guard)
+            critic_step(unit, real, y, step)
+        generator_step(unit, g.batch_size, y, step)
     return stats.images / (time.perf_counter() - start)
 
 
@@ -89,11 +92,12 @@ def compute_bound_epoch(n: int) -> float:
     g, images, labels, unit, guard = _setup(32)
     real, y = from_uint8(images[: g.batch_size]), labels[: g.batch_size]
     rng, stats = make_generator(1), EpochStats()
+    step = Step(g, None, None, parse_policy(g.diffaug), rng, stats, guard)
     start = time.perf_counter()
     for _ in range(_steps(n, g.batch_size, g.n_critic)):
         for _ in range(g.n_critic):
-            critic_step(unit, real, y, g, parse_policy(g.diffaug), rng, stats, guard)
-        generator_step(unit, g.batch_size, y, g, parse_policy(g.diffaug), rng, stats, guard)
+            critic_step(unit, real, y, step)
+        generator_step(unit, g.batch_size, y, step)
     return stats.images / (time.perf_counter() - start)
 
 

@@ -5,7 +5,7 @@ Steps, at the `paper` profile's settings (64x64x3, 5 classes):
 - GAN iteration: n_critic (5) critic steps + 1 generator step of the clipped WGAN, width 1024,
   batch 8, RMSprop (critic batch norm, as the paper profile resolves it);
 - ResNet-101 and DenseNet-121 train steps at batch 64 (Adam, cross-entropy).
-Each step is the training loop's own (gan.train's critic_step / generator_step, classify's
+Each step is the training loop's own (the wgan family's critic_step / generator_step, classify's
 train_one_epoch) on one pre-made batch already on the device: this measures the compute, while
 bench/bench_gan.py and bench/bench_train.py measure the data path. The fast path is FastPaths
 with amp (bf16), channels_last and fused optimisers on (and torch.compile with --compile).
@@ -34,10 +34,11 @@ from bench.bench_train import max_rss_mb, reset_rss_peak
 from ganaug import InputError
 from ganaug.classify import build_model, to_input, train_one_epoch
 from ganaug.config import Config, GanConfig, load_config
-from ganaug.gan.diffaug import parse_policy
-from ganaug.gan.monitor import EpochStats, NanGuard
-from ganaug.gan.state import build_units, model_args
-from ganaug.gan.train import critic_step, generator_step
+from ganaug.generators import FAMILIES
+from ganaug.generators.diffaug import parse_policy
+from ganaug.generators.family import Step, build_units
+from ganaug.generators.monitor import EpochStats, NanGuard
+from ganaug.generators.wgan import critic_step, generator_step
 from ganaug.runtime import (
     PLAIN,
     FastPaths,
@@ -143,13 +144,14 @@ def seconds_per_step(step: Callable[[], None], steps: int, warmup: int, device) 
 
 
 def gan_iteration(g: GanConfig, size: int, device: torch.device, fast: FastPaths):
-    """One WGAN iteration of the training loop's own steps (gan.train's critic_step n_critic
+    """One WGAN iteration of the training loop's own steps (the family's critic_step n_critic
     times, then generator_step) on a fixed real batch, so the figures are those of the real loop
     (loss logging, NaN guard and weight clipping included)."""
-    args = model_args((size, size, 3), NUM_CLASSES, g)
+    wgan = FAMILIES["wgan"]
+    args = wgan.model_args((size, size, 3), NUM_CLASSES, g)
     labels = torch.arange(g.batch_size) % NUM_CLASSES
-    unit = build_units(args, g, labels, device, fast)[0]
-    y = labels.to(device) if unit.generator.embed is not None else None  # conditional modes
+    unit = build_units(wgan, args, g, labels, device, fast)[0]
+    y = labels.to(device) if g.mode == "conditional" else None
     guard, stats, policy = (
         NanGuard(g, Path("unused.pt"), None, 0),
         EpochStats(),
@@ -159,10 +161,12 @@ def gan_iteration(g: GanConfig, size: int, device: torch.device, fast: FastPaths
     real = torch.rand(g.batch_size, 3, size, size, generator=rng, device=device) * 2 - 1
     real = as_input(real, fast)  # (B, 3, H, W) in [-1, 1], the nets' pixel convention
 
+    step = Step(g, None, None, policy, rng, stats, guard, fast)
+
     def iteration() -> None:
         for _ in range(g.n_critic):
-            critic_step(unit, real, y, g, policy, rng, stats, guard, fast)
-        generator_step(unit, g.batch_size, y, g, policy, rng, stats, guard, fast)
+            critic_step(unit, real, y, step)
+        generator_step(unit, g.batch_size, y, step)
 
     return iteration
 

@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing import event_accumulator  # the tb ext
 from conftest import learnable_imageset, make_imageset
 from ganaug.classify import fit_classifier
 from ganaug.config import load_config
-from ganaug.gan.train import train_gan
+from ganaug.generators.loop import train_gan
 
 TINY_GAN = [
     "gan.width=16",

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-import ganaug.classify as classify
+import ganaug.classify.engine as engine
 from conftest import StopRun, learnable_imageset, stop_after_epoch
 from ganaug import InputError
 from ganaug.classify import (
@@ -90,7 +90,7 @@ def test_stream_batches_are_a_pure_function_of_the_step(monkeypatch):
         seen.append(idx.tolist())
         return torch.zeros(()), torch.zeros((), dtype=torch.long), len(idx)
 
-    monkeypatch.setattr(classify, "train_batch", record)
+    monkeypatch.setattr(engine, "train_batch", record)
     model = nn.Linear(1, 1)
     images, labels = torch.zeros(20, 4, 4, 3, dtype=torch.uint8), torch.zeros(20, dtype=torch.long)
     args = (model, None, None, images, labels)

@@ -76,7 +76,7 @@ def test_second_call_loads_the_cache_instead_of_training(real, trained, cache_di
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("trained again although the cache holds this extractor")
 
-    monkeypatch.setattr(evaluate, "train_plain", no_training)
+    monkeypatch.setattr(evaluate, "train_from_scratch", no_training)
     again = evaluate.load_or_train_extractor(real, _cfg(), cache_dir, "cpu")
     assert again.info == trained.info
     assert _same_state(again, trained)

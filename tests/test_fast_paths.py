@@ -13,13 +13,15 @@ import pytest
 import torch
 from torch import nn
 
+import ganaug.classify.state as classify_state
 from conftest import learnable_imageset, make_imageset
-from ganaug import classify
 from ganaug.classify import build_model, fit_classifier, load_classifier, to_input, train_one_epoch
 from ganaug.config import RuntimeConfig, load_config
-from ganaug.gan import train as gan_train
-from ganaug.gan.nets import build_pair, from_uint8
-from ganaug.gan.state import build_units, model_args
+from ganaug.generators import FAMILIES
+from ganaug.generators.family import Step, build_units, from_uint8
+from ganaug.generators.monitor import EpochStats, NanGuard
+from ganaug.generators.wgan import critic_step, generator_step
+from ganaug.generators.wgan.nets import build_pair
 from ganaug.runtime import (
     PLAIN,
     FastPaths,
@@ -30,6 +32,8 @@ from ganaug.runtime import (
     make_optimiser,
     prepare_module,
 )
+
+WGAN = FAMILIES["wgan"]
 
 ALL_BUT_COMPILE = FastPaths(amp=True, channels_last=True, fused=True, pin_memory=True)
 
@@ -133,16 +137,16 @@ def test_compiled_forward_matches_plain():
 @pytest.mark.parametrize("loss, critic_compiled", [("wgan", True), ("wgan-gp", False)])
 def test_gan_compiles_the_critic_only_without_gradient_penalty(loss, critic_compiled):
     cfg = load_config("smoke", ["gan.width=16", f"gan.loss={loss}"])
-    args = model_args((16, 16, 3), 3, cfg.gan)
+    args = WGAN.model_args((16, 16, 3), 3, cfg.gan)
     fast = FastPaths(compile=True, fused=True)
-    unit = build_units(args, cfg.gan, torch.arange(6) % 3, torch.device("cpu"), fast)[0]
-    assert unit.generator._compiled_call_impl is not None
-    assert (unit.critic._compiled_call_impl is not None) is critic_compiled
+    unit = build_units(WGAN, args, cfg.gan, torch.arange(6) % 3, torch.device("cpu"), fast)[0]
+    assert unit.nets["G"]._compiled_call_impl is not None
+    assert (unit.nets["D"]._compiled_call_impl is not None) is critic_compiled
 
 
 def test_gan_nets_channels_last_and_autocast_match_plain():
     cfg = load_config("smoke", ["gan.width=16", "gan.z_dim=8", "gan.mode=unconditional"])
-    args = model_args((16, 16, 3), 1, cfg.gan)
+    args = WGAN.model_args((16, 16, 3), 1, cfg.gan)
     z = torch.rand(4, 8, generator=make_generator(2)) * 2 - 1
 
     def scores(fast: FastPaths) -> tuple[torch.Tensor, torch.Tensor]:
@@ -279,7 +283,7 @@ def test_classifier_fit_with_fast_paths_trains_like_plain(tmp_path, monkeypatch)
     cfg = load_config("smoke", [*sets, "classify.lr=1e-5"])
     data = learnable_imageset()
     fit_classifier(data, data, cfg, tmp_path / "plain", device="cpu")
-    monkeypatch.setattr(classify, "fast_paths", lambda runtime, device: fast)
+    monkeypatch.setattr(classify_state, "fast_paths", lambda runtime, device: fast)
     fit_classifier(data, data, cfg, tmp_path / "fast", device="cpu")
     row = _rows(tmp_path / "fast" / "curves.csv")[0]
     ref = _rows(tmp_path / "plain" / "curves.csv")[0]
@@ -296,8 +300,9 @@ def test_classifier_fit_with_fast_paths_trains_like_plain(tmp_path, monkeypatch)
 def _gan_unit(fast: FastPaths, loss: str = "wgan-gp"):
     sets = ["gan.width=16", "gan.z_dim=8", "gan.mode=conditional", f"gan.loss={loss}"]
     cfg = load_config("smoke", sets)
-    args = model_args((16, 16, 3), 3, cfg.gan)
-    return build_units(args, cfg.gan, torch.arange(8) % 3, torch.device("cpu"), fast)[0], cfg.gan
+    args = WGAN.model_args((16, 16, 3), 3, cfg.gan)
+    labels = torch.arange(8) % 3
+    return build_units(WGAN, args, cfg.gan, labels, torch.device("cpu"), fast)[0], cfg.gan
 
 
 def _gan_steps(fast: FastPaths):
@@ -307,12 +312,16 @@ def _gan_steps(fast: FastPaths):
     real = as_input(from_uint8(images), fast)  # (8, 3, 16, 16) in [-1, 1]
     labels = torch.arange(8) % 3
     unit, g = _gan_unit(fast)
-    stats, guard = gan_train.EpochStats(), gan_train.NanGuard(g, Path("unused"), None, 0)
-    gan_train.critic_step(unit, real, labels, g, (), make_generator(5), stats, guard, fast)
-    critic_grads = [p.grad.clone() for p in unit.critic.parameters()]
+    stats, guard = EpochStats(), NanGuard(g, Path("unused"), None, 0)
+
+    def step(seed: int) -> Step:
+        return Step(g, None, None, (), make_generator(seed), stats, guard, fast)
+
+    critic_step(unit, real, labels, step(5))
+    critic_grads = [p.grad.clone() for p in unit.nets["D"].parameters()]
     fresh, _ = _gan_unit(fast)
-    gan_train.generator_step(fresh, 8, labels, g, (), make_generator(6), stats, guard, fast)
-    gen_grads = [p.grad.clone() for p in fresh.generator.parameters()]
+    generator_step(fresh, 8, labels, step(6))
+    gen_grads = [p.grad.clone() for p in fresh.nets["G"].parameters()]
     return stats.row(1, 1, g.lr, 1.0), critic_grads, gen_grads, unit
 
 
@@ -328,5 +337,5 @@ def test_gan_steps_with_fast_paths_match_plain():
     # of 0.9998 here, the generator's (through both nets) at 0.988; a broken path is near 0
     assert _cosine(critic_grads, ref_critic) > 0.99 and _cosine(gen_grads, ref_gen) > 0.95
     assert all(g.dtype == torch.float32 for g in critic_grads + gen_grads)
-    assert unit.opt_d.param_groups[0]["fused"] is True
-    assert unit.critic.convs[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert unit.opts["D"].param_groups[0]["fused"] is True
+    assert unit.nets["D"].convs[0].weight.is_contiguous(memory_format=torch.channels_last)

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from ganaug import InputError
-from ganaug.gan import losses
-from ganaug.gan.diffaug import diff_augment
-from ganaug.gan.nets import Critic, Generator, base_side, build_pair, from_uint8, to_uint8
+from ganaug.generators.diffaug import diff_augment
+from ganaug.generators.family import from_uint8, to_uint8
+from ganaug.generators.wgan import losses
+from ganaug.generators.wgan.nets import Critic, Generator, base_side, build_pair
 from ganaug.runtime import make_generator
 
 

@@ -15,16 +15,11 @@ from conftest import assert_clean_interrupt, make_imageset
 from ganaug import InputError
 from ganaug.config import load_config
 from ganaug.data import read_npz, write_npz
-from ganaug.gan.nets import sample_z
-from ganaug.gan.sample import (
-    REFERENCE_FAKES,
-    REFERENCE_SEED,
-    critic_scores,
-    recalibrate_batch_norm,
-    sample_images,
-)
-from ganaug.gan.state import load_checkpoint, load_nets
-from ganaug.gan.train import train_gan
+from ganaug.generators.checkpoint import load_checkpoint, load_nets
+from ganaug.generators.loop import train_gan
+from ganaug.generators.sample import realism_scores, sample_images
+from ganaug.generators.wgan import REFERENCE_FAKES, REFERENCE_SEED, recalibrate_batch_norm
+from ganaug.generators.wgan.nets import sample_z
 from ganaug.runtime import make_generator
 
 TINY = [
@@ -85,16 +80,16 @@ def test_critic_scores_use_the_label_where_the_gan_has_classes(checkpoints):
     images = make_imageset(n=6, size=16, seed=3).images["train"]
     labels = np.array([0, 1, 2, 0, 1, 2])
     for mode in ("conditional", "per_class"):
-        scores = critic_scores(checkpoints[mode], images, labels, device="cpu")
-        shifted = critic_scores(checkpoints[mode], images, (labels + 1) % 3, device="cpu")
+        scores = realism_scores(checkpoints[mode], images, labels, device="cpu")
+        shifted = realism_scores(checkpoints[mode], images, (labels + 1) % 3, device="cpu")
         assert scores.shape == (6,) and np.isfinite(scores).all()
         assert not np.allclose(scores, shifted)
-        with pytest.raises(InputError, match="needs one label per image"):
-            critic_scores(checkpoints[mode], images, None)
-    plain = critic_scores(checkpoints["unconditional"], images, None, device="cpu")
-    assert np.array_equal(plain, critic_scores(checkpoints["unconditional"], images, labels))
+        with pytest.raises(InputError, match="need one label per image"):
+            realism_scores(checkpoints[mode], images, None)
+    plain = realism_scores(checkpoints["unconditional"], images, None, device="cpu")
+    assert np.array_equal(plain, realism_scores(checkpoints["unconditional"], images, labels))
     with pytest.raises(InputError, match="uint8 images"):
-        critic_scores(checkpoints["unconditional"], images[:, :8, :8], None)
+        realism_scores(checkpoints["unconditional"], images[:, :8, :8], None)
 
 
 def test_gan_commands_train_and_sample(tmp_path: Path, cli, capsys):
@@ -123,7 +118,7 @@ def test_gan_commands_train_and_sample(tmp_path: Path, cli, capsys):
 SLOW_SAMPLE = """
 import sys, time
 from pathlib import Path
-import ganaug.gan.sample as sample
+import ganaug.generators.sample as sample
 to_uint8 = sample.to_uint8
 def slow_to_uint8(images):  # marks that sampling started, then leaves 3 s to interrupt it
     Path(sys.argv[-1]).touch()
@@ -194,11 +189,12 @@ def test_batch_norm_critic_scores_an_image_alone_with_fake_statistics(tmp_path: 
     ckpt = train_gan(data, load_config("smoke", TINY + sets), tmp_path / "wgan")
     images = make_imageset(n=12, size=16, seed=5).images["train"]
     labels = np.arange(12) % 3
-    alone = critic_scores(ckpt, images[:4], labels[:4], device="cpu", batch_size=2)
-    mixed = critic_scores(ckpt, images, labels, device="cpu", batch_size=12)
+    alone = realism_scores(ckpt, images[:4], labels[:4], device="cpu", batch_size=2)
+    mixed = realism_scores(ckpt, images, labels, device="cpu", batch_size=12)
     np.testing.assert_allclose(alone, mixed[:4], rtol=1e-6)  # chunk and batch mates irrelevant
 
-    _, gens, critics = load_nets(ckpt, torch.device("cpu"))
+    _, _, units = load_nets(ckpt, torch.device("cpu"))
+    gens, critics = [units[0]["G"]], [units[0]["D"]]
     trained_mean = critics[0].convs[3].running_mean.clone()  # (width/4,): real and fake mixed
     args = load_checkpoint(ckpt)["model_args"]
     recalibrate_batch_norm(critics[0], gens[0], args, 0, torch.device("cpu"))

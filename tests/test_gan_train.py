@@ -17,9 +17,9 @@ from conftest import assert_clean_interrupt, make_imageset
 from ganaug import InputError
 from ganaug.config import load_config
 from ganaug.data import write_npz
-from ganaug.gan import losses
-from ganaug.gan.state import load_checkpoint
-from ganaug.gan.train import LOG_COLUMNS, TrainingDiverged, train_gan, training_tensors
+from ganaug.generators.checkpoint import load_checkpoint
+from ganaug.generators.loop import LOG_COLUMNS, TrainingDiverged, train_gan, training_tensors
+from ganaug.generators.wgan import losses
 from ganaug.runtime import atomic_torch_save
 
 TINY = [
@@ -142,7 +142,7 @@ def test_resume_in_process_is_bitwise_identical(tmp_path: Path):
 
 SLOW_CLI = """
 import sys, time
-import ganaug.gan.train as train
+import ganaug.generators.loop as train
 save = train.save_checkpoint
 def slow_save(*args, **kwargs):  # leaves time to stop the process between checkpoints
     save(*args, **kwargs)

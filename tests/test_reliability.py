@@ -58,12 +58,12 @@ def _dead_pid() -> int:
 
 KILL_SCRIPT = """
 import sys, time
-import ganaug.classify as classify
-save = classify.atomic_torch_save
+import ganaug.classify.fit as classify_fit
+save = classify_fit.atomic_torch_save
 def slow_save(obj, path):  # leaves room for a kill between and inside epochs
     save(obj, path)
     time.sleep(0.4)
-classify.atomic_torch_save = slow_save
+classify_fit.atomic_torch_save = slow_save
 from ganaug.cli import app
 app(sys.argv[1:])
 """

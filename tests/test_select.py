@@ -57,11 +57,12 @@ def stub_labeller(images: np.ndarray):
 
 @pytest.fixture
 def stubbed(monkeypatch):
+    """Stub labeller and critic, patched in the modules that look them up."""
     monkeypatch.setattr(
-        sel, "train_labeller", lambda real, cfg, device: sel.Labeller("stub", stub_labeller)
+        sel.stage, "train_labeller", lambda real, cfg, device: sel.Labeller("stub", stub_labeller)
     )
     monkeypatch.setattr(
-        sel,
+        sel.scores,
         "score_critic",
         lambda ckpt, images, labels, device: -np.arange(len(images), dtype=float),
     )
@@ -102,6 +103,32 @@ def test_ranking_and_top_k_under_quotas():
     eligible = np.array([True, False, True, True, True, True])
     kept = sel.select_top_k(combined, labels, eligible, [2, 1])
     assert kept.tolist() == [True, False, True, False, True, False]
+
+
+def test_a_registered_score_gets_its_columns_and_enters_the_combined_rank(
+    tmp_path, stubbed, monkeypatch
+):
+    columns = [c for score in sel.SCORES.values() for c in score.columns]
+    assert columns == ["critic", "critic_rank", "confidence_rank"]
+    with pytest.raises(ValueError, match="SelectConfig"):
+        sel.selection_score("sharpness", weight="sharpness_weight")
+    # a score preferring dark images, weighted by an existing key
+    dark = sel.SelectionScore(
+        "darkness", "confidence_weight", lambda inputs: -inputs.images.mean(axis=(1, 2, 3)), True
+    )
+    monkeypatch.setitem(sel.SCORES, "darkness", dark)
+    raw = raw_set()
+    sel.select_samples(raw, real_set(), config("select.k=9"), tmp_path)
+    rows = read_rows(tmp_path / "selection.csv")
+    names = list(rows[0])
+    at = names.index("confidence_rank")
+    assert names[at + 1 : at + 4] == ["darkness", "darkness_rank", "combined_rank"]
+    darkest = int(raw.images["train"].mean(axis=(1, 2, 3)).argmin())
+    assert rows[darkest]["darkness_rank"] == "0"
+    # no checkpoint: the critic is left out, the two weight-1 ranks are averaged
+    for row in rows:
+        want = (int(row["confidence_rank"]) + int(row["darkness_rank"])) / 2
+        assert float(row["combined_rank"]) == want
 
 
 def test_selection_meets_quotas_and_drops_a_planted_copy(tmp_path, stubbed):

@@ -71,8 +71,8 @@ def small_real(retina_npz: Path, tmp_path: Path, cli) -> Path:
 
 @pytest.mark.slow
 def test_cli_select_end_to_end_on_a_smoke_gan(tmp_path, retina_npz, cli, capsys):
-    from ganaug.gan.sample import sample_images
-    from ganaug.gan.train import train_gan
+    from ganaug.generators.loop import train_gan
+    from ganaug.generators.sample import sample_images
 
     real_path = small_real(retina_npz, tmp_path, cli)
     real = read_npz(real_path)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-import ganaug.classify as classify
-import ganaug.gan.train as gan_train
+import ganaug.classify.fit as classify_fit
+import ganaug.generators.loop as gan_train
 from ganaug.cli import app
 from ganaug.runtime import dist_info
 
@@ -38,13 +38,13 @@ def classifier_epoch(run, epoch, bar):
     return row
 
 
-def gan_epoch(unit, x, y, g, policy, rng, stats, guard, step, fast, board=None):
-    step = _train_epoch(unit, x, y, g, policy, rng, stats, guard, step, fast, board)
-    dump(guard.epoch, [unit.generator, unit.critic])
+def gan_epoch(family, unit, x, y, ctx, step, *rest):
+    step = _train_epoch(family, unit, x, y, ctx, step, *rest)
+    dump(ctx.guard.epoch, [unit.nets["G"], unit.nets["D"]])
     return step
 
 
-_run_epoch, classify._run_epoch = classify._run_epoch, classifier_epoch
+_run_epoch, classify_fit._run_epoch = classify_fit._run_epoch, classifier_epoch
 _train_epoch, gan_train.train_epoch = gan_train.train_epoch, gan_epoch
 
 if __name__ == "__main__":

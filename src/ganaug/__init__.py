@@ -11,6 +11,13 @@ class InputError(Exception):
     """
 
 
+def first_line(err: BaseException, limit: int | None = 160) -> str:
+    """The first line of an error's message (cut to `limit` characters), or the error's type name
+    when the message is empty: what a one-line refusal quotes of an underlying error."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else type(err).__name__
+
+
 class Interrupted(KeyboardInterrupt):
     """A termination signal (SIGTERM, SIGHUP) raised where the process is, like Ctrl-C's
     KeyboardInterrupt, so the same clean-up runs (locks released, temp files removed); the CLI
@@ -40,4 +47,4 @@ def install_signal_handlers() -> None:
             signal.signal(getattr(signal, name), raise_interrupted)
 
 
-__all__ = ["InputError", "Interrupted", "__version__", "install_signal_handlers"]
+__all__ = ["InputError", "Interrupted", "__version__", "first_line", "install_signal_handlers"]

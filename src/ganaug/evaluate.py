@@ -1,6 +1,6 @@
 """Independent fidelity: FID, KID and PRDC in a feature space that selection cannot have tuned.
 
-The paper reports no fidelity numbers. select.py's fidelity.json measures them in the feature
+The paper reports no fidelity numbers. selection's fidelity.json measures them in the feature
 space of the selection labeller, the network that picked the images, so "selected beats raw" there
 is partly circular; and raw (about 2000) and selected (443) sets differ in n, which biases FID and
 PRDC on their own. This module measures them apart from selection:
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ganaug import InputError
-from ganaug.classify import MODELS, build_model, predict, train_plain
+from ganaug.classify import MODELS, build_model, predict, train_from_scratch
 from ganaug.config import Config
 from ganaug.data import ImageSet, require_train_only
 from ganaug.metrics import fidelity_summary
@@ -92,13 +92,11 @@ def train_extractor(
 ) -> nn.Module:
     """`fidelity.extractor` trained from scratch on the real train split, no evaluation at all."""
     fcfg = cfg.fidelity
-    with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
-        torch.manual_seed(fcfg.seed)
-        model = build_model(fcfg.extractor, real.num_classes, in_channels=real.image_shape[-1])
-    losses = train_plain(
-        model,
+    model, losses = train_from_scratch(
+        fcfg.extractor,
         torch.from_numpy(real.images["train"]),
         torch.from_numpy(real.labels["train"].astype(np.int64)),
+        real.num_classes,
         epochs=fcfg.epochs,
         lr=fcfg.lr,
         batch_size=fcfg.batch_size,
@@ -110,7 +108,7 @@ def train_extractor(
         "fidelity extractor %s: %d real train images, %d epochs, final loss %.4f",
         *(fcfg.extractor, len(real.labels["train"]), fcfg.epochs, losses[-1]),
     )
-    return model.eval()
+    return model
 
 
 def load_or_train_extractor(

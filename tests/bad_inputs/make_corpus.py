@@ -296,16 +296,20 @@ def classifier_checkpoint(path: Path) -> Path:
 def gan_checkpoint(path: Path) -> Path:
     """A genuine (untrained) smoke-profile GAN checkpoint at twice the smoke width."""
     from ganaug.config import load_config
-    from ganaug.gan.state import build_units, model_args, save_checkpoint
+    from ganaug.generators import FAMILIES
+    from ganaug.generators.checkpoint import save_checkpoint
+    from ganaug.generators.family import build_units
     from ganaug.runtime import make_generator
 
     cfg = load_config("smoke", ["gan.width=64", "runtime.device=cpu"])
-    args = model_args((SIZE, SIZE, 3), CLASSES, cfg.gan)
+    wgan = FAMILIES["wgan"]
+    args = wgan.model_args((SIZE, SIZE, 3), CLASSES, cfg.gan)
     labels = torch.arange(N) % CLASSES
-    units = build_units(args, cfg.gan, labels, torch.device("cpu"))
+    units = build_units(wgan, args, cfg.gan, labels, torch.device("cpu"))
     info = {"model_args": args, "config": cfg.to_dict(), "config_hash": cfg.section_hash("gan")}
     info.update(class_names=[f"c{i}" for i in range(CLASSES)], data_fingerprint="0" * 16)
-    save_checkpoint(path, units, make_generator(0), **info, source="", epoch=1, step=1, nan_skips=0)
+    info.update(source="", epoch=1, step=1, nan_skips=0)
+    save_checkpoint(path, wgan, units, make_generator(0), **info)
     return path
 
 
