@@ -31,7 +31,17 @@ DEFAULT_PROFILE = "quick"
 
 # keys added after results were cached: at their default they leave every hash as it was, so
 # caches made before the key existed stay valid
-HASH_QUIET_DEFAULTS = {("gan", "family"): "wgan"}
+HASH_QUIET_DEFAULTS = {
+    ("gan", "family"): "wgan",
+    ("gan", "w_dim"): 0,
+    ("gan", "mapping_layers"): 2,
+    ("gan", "r1_gamma"): 0.1,
+    ("gan", "r1_every"): 16,
+    ("gan", "ada_target"): 0.6,
+    ("gan", "ada_p"): 0.0,
+    ("gan", "ada_interval"): 4,
+    ("gan", "ada_kimg"): 100,
+}
 
 
 @dataclass(frozen=True)

@@ -91,9 +91,24 @@ class GanConfig:
     seed: int = 0  # training seed
     n_samples: int = 2000  # images generated for selection; paper: about 2000
     sample_seed: int = 0  # first per-image seed of the generated samples
+    # stylegan2 family (StyleGAN2-ADA); the wgan family ignores these
+    w_dim: int = 0  # style (w) size; 0 = z_dim
+    mapping_layers: int = 2  # mapping MLP depth (StyleGAN2: 8; 2 suits a few thousand images)
+    r1_gamma: float = 0.1  # R1 penalty weight on real images (StyleGAN2-ADA, 64 px: ~0.05-0.5)
+    r1_every: int = 16  # lazy R1: every N discriminator steps, scaled by N
+    ada_target: float = 0.6  # ADA's r_t target; 0 = a fixed augmentation probability ada_p
+    ada_p: float = 0.0  # the augmentation probability at the start (fixed when ada_target is 0)
+    ada_interval: int = 4  # discriminator steps between p adjustments
+    ada_kimg: int = 100  # thousands of images for p to move by 1 (StyleGAN2-ADA: 500)
 
     def __post_init__(self) -> None:
         _check(self.width >= 8 and self.width % 8 == 0, "gan.width", self.width, "a multiple of 8")
+        for name in ("mapping_layers", "r1_every", "ada_interval", "ada_kimg"):
+            _check(getattr(self, name) >= 1, f"gan.{name}", getattr(self, name), ">= 1")
+        _check(self.w_dim >= 0, "gan.w_dim", self.w_dim, ">= 0 (0 = z_dim)")
+        _check(self.r1_gamma >= 0, "gan.r1_gamma", self.r1_gamma, ">= 0")
+        _check(0.0 <= self.ada_target < 1.0, "gan.ada_target", self.ada_target, "[0, 1)")
+        _check(0.0 <= self.ada_p <= 1.0, "gan.ada_p", self.ada_p, "a probability")
         for name in ("z_dim", "batch_size", "n_critic", "ckpt_every", "grid_every", "n_samples"):
             _check(getattr(self, name) >= 1, f"gan.{name}", getattr(self, name), ">= 1")
         for name in ("epochs_lr1", "epochs_lr2", "subset", "max_nan_skips"):

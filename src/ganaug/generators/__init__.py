@@ -3,7 +3,8 @@
 family.py (the interface and the training unit), loop.py (the one training loop every family
 uses), checkpoint.py (one checkpoint format), sample.py (per-seed sampling, realism scores),
 monitor.py (log.csv, NaN guard), diffaug.py (DiffAugment, for any family with a discriminator).
-Families: wgan/ (the paper's Wasserstein GAN, the default).
+Families: wgan/ (the paper's Wasserstein GAN, the default), stylegan2/ (StyleGAN2 with adaptive
+discriminator augmentation, ada.py, for a few thousand images).
 
 Add a family: write a GeneratorFamily subclass in its own module and register an instance:
 `register(MyFamily())`.
@@ -39,9 +40,11 @@ def get_family(name: str, where: str = "config key gan.family") -> GeneratorFami
 
 
 def _register_builtin() -> None:
+    from ganaug.generators.stylegan2 import StyleGan2Family
     from ganaug.generators.wgan import WganFamily
 
     register(WganFamily())
+    register(StyleGan2Family())
 
 
 _register_builtin()

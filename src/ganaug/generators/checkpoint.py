@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ganaug import InputError, __version__, first_line
-from ganaug.config import Config
+from ganaug.config import HASH_QUIET_DEFAULTS, Config
 from ganaug.generators import get_family
 from ganaug.generators.family import GeneratorFamily, Unit
 from ganaug.runtime import atomic_torch_save, make_generator, safe_torch_load
@@ -95,6 +95,8 @@ def save_checkpoint(
         ckpt[f"{name}_ema"] = [u.ema[name].state_dict() for u in units if name in u.ema]
     for name in family.trained_nets:
         ckpt[f"opt_{name}"] = [u.opts[name].state_dict() for u in units]
+    if any(u.state for u in units):  # the family's own counters (e.g. ADA's p)
+        ckpt["unit_state"] = [dict(u.state) for u in units]
     ckpt.update(rng=rng_snapshot(train_rng), **info)
     atomic_torch_save(ckpt, path)
 
@@ -130,7 +132,8 @@ def check_resumable(
         diff = {k: (ckpt["model_args"].get(k), v) for k, v in args.items()}
         diff = {k: v for k, v in diff.items() if v[0] != v[1]}
         raise InputError(f"{path}: made for another architecture {diff} (was, now); {fix}")
-    old, new = {"family": "wgan", **ckpt["config"]["gan"]}, cfg.to_dict()["gan"]
+    added = {key: value for (sec, key), value in HASH_QUIET_DEFAULTS.items() if sec == "gan"}
+    old, new = {**added, **ckpt["config"]["gan"]}, cfg.to_dict()["gan"]  # keys added since
     changed = [k for k in new if k not in RESUMABLE_KEYS and old.get(k) != new[k]]
     if changed:
         pairs = ", ".join(f"gan.{k} {old.get(k)!r} -> {new[k]!r}" for k in changed)
@@ -148,6 +151,7 @@ def restore_units(ckpt: dict[str, Any], path: Path, units: list[Unit]) -> None:
                 net.load_state_dict(ckpt[f"{name}_ema"][k])
             for name, opt in unit.opts.items():
                 opt.load_state_dict(ckpt[f"opt_{name}"][k])
+            unit.state.update(ckpt.get("unit_state", [{}] * len(units))[k])
     except (RuntimeError, KeyError, IndexError, ValueError) as err:
         first = first_line(err)
         raise InputError(f"{path}: state does not fit the nets ({first})") from None

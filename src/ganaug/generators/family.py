@@ -32,6 +32,7 @@ class Unit:
     rows: torch.Tensor  # int64 (M,): rows of the training tensors this unit trains on
     label: int | None  # per_class: the class it generates; otherwise None
     sample_net: str = "G"
+    state: dict[str, Any] = field(default_factory=dict)  # the family's counters, checkpointed
 
     @property
     def sampler(self) -> nn.Module:

@@ -92,13 +92,16 @@ def _copy_png(source: Path, path: Path) -> None:
 
 
 def fig_gan_losses(log_csv: Path, path: Path) -> None:
-    """Critic loss, generator loss and the Wasserstein estimate, mean per epoch."""
+    """Critic loss, generator loss and the Wasserstein estimate (a stylegan2 run: the score gap),
+    mean per epoch; with ADA (an `ada_p` column) also the augmentation probability."""
     cols = read_csv(log_csv)
     epochs = np.unique(cols["epoch"][np.isfinite(cols["epoch"])])
-    fig = Figure(figsize=(13, 3.6), layout="constrained")
     panels = {"critic_loss": "critic loss", "gen_loss": "generator loss"}
     panels["wasserstein"] = "Wasserstein estimate"
-    for ax, (key, name) in zip(fig.subplots(1, 3), panels.items(), strict=True):
+    if "ada_p" in cols:
+        panels["ada_p"] = "ADA augmentation probability p"
+    fig = Figure(figsize=(4.4 * len(panels), 3.6), layout="constrained")
+    for ax, (key, name) in zip(fig.subplots(1, len(panels)), panels.items(), strict=True):
         values, means = cols.get(key, np.full(len(cols["epoch"]), np.nan)), []
         for epoch in epochs:  # a mean per epoch; an all-NaN epoch stays a gap
             v = values[cols["epoch"] == epoch]
