@@ -247,6 +247,18 @@ def test_bootstrap_all_right_vs_all_wrong_both_directions():
     assert "not available" in verdict_sentence(none, "classic+gan", "classic", "m", "the GAN")
 
 
+def test_an_interval_excluding_zero_is_no_evidence_unless_it_survives_holm():
+    comp = paired_bootstrap(_runs(True), _runs(False), "last", resamples=200)
+    comp["p_holm"] = 0.18  # as when several comparisons share the family-wise error
+    sentence = verdict_sentence(comp, "classic+gan", "classic", "resnet18", "the GAN")
+    assert comp["verdict"] == "no evidence"
+    assert "not after Holm's correction" in sentence
+    assert sentence.endswith("no evidence either way.")
+    comp["p_holm"] = 0.01
+    verdict_sentence(comp, "classic+gan", "classic", "resnet18", "the GAN")
+    assert comp["verdict"] == "helped"
+
+
 def test_one_seed_says_the_interval_covers_test_images_only():
     better, base = _runs(True, (0,)), _runs(False, (0,))
     base[0].metrics["last"] = _block(20, 3)

@@ -50,9 +50,13 @@ def paired_bootstrap(
     return {"seeds": seeds} | stats.paired_comparison(b, a, resamples=resamples, seed=seed)
 
 
+ALPHA = 0.05  # the family-wise error rate of the report's claims (Holm over all comparisons)
+
+
 def verdict_sentence(comp: dict[str, Any], better: str, base: str, model: str, what: str) -> str:
-    """One plain sentence on whether `better` beat `base`, read off the hierarchical interval
-    alone ("evidence that X helped" / "no evidence either way" / "evidence that X hurt")."""
+    """One plain sentence on whether `better` beat `base`: "evidence that X helped" (or hurt) when
+    the hierarchical interval excludes zero and the Holm-adjusted p is below ALPHA, else "no
+    evidence either way"."""
     b, a = LABELS.get(better, better), LABELS.get(base, base)
     if "error" in comp:
         return f"{b} vs {a} for {model}: not available ({comp['error']})."
@@ -66,6 +70,13 @@ def verdict_sentence(comp: dict[str, Any], better: str, base: str, model: str, w
         "hurt": f"excludes zero: evidence that {what} hurt.",
         "no evidence": "includes zero: no evidence either way.",
     }[comp["verdict"]]
+    if comp["verdict"] != "no evidence" and comp.get("p_holm", 0.0) >= ALPHA:
+        # one of several comparisons: a single interval excluding zero is not evidence yet
+        comp["verdict"] = "no evidence"
+        conclusion = (
+            f"excludes zero, but not after Holm's correction over this report's comparisons "
+            f"(adjusted p >= {ALPHA}): no evidence either way."
+        )
     sentence = (
         f"{b} {'beats' if diff >= 0 else 'trails'} {a} for {model} by {abs(diff):.2f} points "
         f"(95 % CI [{low:+.2f}, {high:+.2f}], {n} paired seed(s), {comp['n_test']} test images; "
