@@ -124,6 +124,17 @@ class GeneratorFamily:
         return {}
 
 
+def image_args(image_shape: tuple[int, ...], num_classes: int, g: GanConfig) -> dict[str, Any]:
+    """The model arguments every family shares: square images, label mode, units per class."""
+    from ganaug import InputError
+
+    h, w, c = image_shape
+    if h != w:
+        raise InputError(f"GAN training needs square images, got {h}x{w}; resize the data")
+    units = num_classes if g.mode == "per_class" else 1
+    return {"mode": g.mode, "size": h, "channels": c, "num_classes": num_classes, "units": units}
+
+
 def build_units(
     family: GeneratorFamily,
     args: dict,

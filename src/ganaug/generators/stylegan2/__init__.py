@@ -24,7 +24,7 @@ from torch import nn
 
 from ganaug.config import GanConfig
 from ganaug.generators.ada import AdaState, augment
-from ganaug.generators.family import GeneratorFamily, Step, Unit
+from ganaug.generators.family import GeneratorFamily, Step, Unit, image_args
 from ganaug.generators.stylegan2.nets import Discriminator, Generator, check_size, init_nets
 from ganaug.runtime import (
     FastPaths,
@@ -42,23 +42,11 @@ class StyleGan2Family(GeneratorFamily):
     log_columns = ("ada_p",)
 
     def model_args(self, image_shape: tuple[int, ...], num_classes: int, g: GanConfig) -> dict:
-        h, w, c = image_shape
-        if h != w:
-            from ganaug import InputError
-
-            raise InputError(f"GAN training needs square images, got {h}x{w}; resize the data")
-        check_size(h)
-        return {
-            "mode": g.mode,
-            "z_dim": g.z_dim,
-            "w_dim": g.w_dim or g.z_dim,
-            "mapping_layers": g.mapping_layers,
-            "width": g.width,
-            "size": h,
-            "channels": c,
-            "num_classes": num_classes,
-            "units": num_classes if g.mode == "per_class" else 1,
-        }
+        args = image_args(image_shape, num_classes, g)
+        check_size(args["size"])
+        args.update(z_dim=g.z_dim, w_dim=g.w_dim or g.z_dim, width=g.width)
+        args.update(mapping_layers=g.mapping_layers)
+        return args
 
     def build_nets(self, args: dict, init: torch.Generator) -> dict[str, nn.Module]:
         gen, disc = Generator(args, init), Discriminator(args)

@@ -13,10 +13,9 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from ganaug import InputError
 from ganaug.config import GanConfig
 from ganaug.generators.diffaug import diff_augment
-from ganaug.generators.family import GeneratorFamily, Step, Unit
+from ganaug.generators.family import GeneratorFamily, Step, Unit, image_args
 from ganaug.generators.wgan import losses
 from ganaug.generators.wgan.nets import base_side, build_pair, sample_z
 from ganaug.runtime import (
@@ -38,22 +37,11 @@ class WganFamily(GeneratorFamily):
     ema_nets = ("G",)
 
     def model_args(self, image_shape: tuple[int, ...], num_classes: int, g: GanConfig) -> dict:
-        h, w, c = image_shape
-        if h != w:
-            raise InputError(f"GAN training needs square images, got {h}x{w}; resize the data")
-        base_side(h)
+        args = image_args(image_shape, num_classes, g)
+        base_side(args["size"])
         batch_norm = g.critic_norm == "batch" or (g.critic_norm == "auto" and g.loss == "wgan")
-        return {
-            "mode": g.mode,
-            "z_dim": g.z_dim,
-            "z_dist": g.z_dist,
-            "width": g.width,
-            "size": h,
-            "channels": c,
-            "num_classes": num_classes,
-            "critic_batch_norm": batch_norm,
-            "units": num_classes if g.mode == "per_class" else 1,
-        }
+        args.update(z_dim=g.z_dim, z_dist=g.z_dist, width=g.width, critic_batch_norm=batch_norm)
+        return args
 
     def build_nets(self, args: dict, init: torch.Generator) -> dict[str, nn.Module]:
         gen, critic = build_pair(args, init)
