@@ -127,7 +127,9 @@ def test_classify_killed_or_interrupted_at_random_points_resumes_to_the_uninterr
         assert_clean_interrupt(proc, out, signum)
         assert not (out / "metrics.json").exists()
         stopped_at.append(safe_torch_load(out / "last.pt")["state"]["epoch"])
-    assert all(1 <= epoch < 3 for epoch in stopped_at), stopped_at
+    # the runs go on side by side while each earlier one is stopped and waited for: a late one
+    # may have written its last checkpoint (epoch 3) but not yet metrics.json, a stop point too
+    assert all(1 <= epoch <= 3 for epoch in stopped_at) and min(stopped_at) < 3, stopped_at
     print(f"stopped after epochs {stopped_at} (delays {[round(d, 2) for d in delays]} s)")
     for out in runs:
         # a stale lock of the killed process is taken over; training resumes from last.pt

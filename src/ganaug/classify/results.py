@@ -50,6 +50,9 @@ def write_results(run: Run) -> dict[str, Any]:
     from ganaug.plots import plot_confusion, plot_curves  # matplotlib: only when a run finishes
 
     ccfg, state = run.cfg.classify, run.state
+    # again from the checkpointed state: a run stopped between its last checkpoint and this
+    # file's write resumes with nothing left to train, and would keep a curve one row short
+    write_curves(run.out_dir / "curves.csv", state["curves"])
     truth = {s: run.tensors[s][1].cpu().numpy() for s in ("train", "val", "test")}
     last, best = _protocol(state["last"], truth), _protocol(state["best"], truth)
     names = list(run.class_names)
