@@ -4,7 +4,11 @@ path and fast path side by side, and the wall time of the whole `paper` profile 
 Steps, at the `paper` profile's settings (64x64x3, 5 classes):
 - GAN iteration: n_critic (5) critic steps + 1 generator step of the clipped WGAN, width 1024,
   batch 8, RMSprop (critic batch norm, as the paper profile resolves it);
-- ResNet-101 and DenseNet-121 train steps at batch 64 (Adam, cross-entropy).
+- ResNet-101 and DenseNet-121 train steps at batch 64 (Adam, cross-entropy);
+- the diffusion family's train step (UNet2DModel, width 128, levels 1,2,2,2, attention at 16 px,
+  conditional, batch 32), projected for a run that sees as many real images as the paper's GAN
+  (1400 epochs x the classic set): the time a diffusion model would take in the GAN's place, so
+  it is not added to the profile's total.
 Each step is the training loop's own (the wgan family's critic_step / generator_step, classify's
 train_one_epoch) on one pre-made batch already on the device: this measures the compute, while
 bench/bench_gan.py and bench/bench_train.py measure the data path. The fast path is FastPaths
@@ -71,6 +75,7 @@ class PaperWork:
     """How much work the `paper` profile does; wall time = this work at the measured rates."""
 
     gan_iterations: int  # epochs x (classic set // batch // n_critic) generator steps
+    gan_images: int  # epochs x classic set: real images the GAN's critic sees
     train_images: int  # per classifier model: seeds x epochs x sum of the regimes' train sizes
     eval_images: int  # per classifier model: seeds x regimes x epochs x (val + test)
 
@@ -171,6 +176,20 @@ def gan_iteration(g: GanConfig, size: int, device: torch.device, fast: FastPaths
     return iteration
 
 
+def diffusion_step(g: GanConfig, size: int, device: torch.device, fast: FastPaths):
+    """One train step of the diffusion family (its own train_step) on a fixed real batch."""
+    family = FAMILIES["diffusion"]
+    args = family.model_args((size, size, 3), NUM_CLASSES, g)
+    labels = torch.arange(g.batch_size) % NUM_CLASSES
+    unit = build_units(family, args, g, labels, device, fast)[0]
+    rng = make_generator(0, device)
+    real = torch.rand(g.batch_size, 3, size, size, generator=rng, device=device) * 2 - 1
+    real, y = as_input(real, fast), labels.to(device)
+    guard, stats = NanGuard(g, Path("unused.pt"), None, 0), EpochStats()
+    step = Step(g, lambda: (real, y), None, (), rng, stats, guard, fast)
+    return lambda: family.train_step(unit, step)
+
+
 def classifier_step(name: str, batch: int, size: int, lr: float, device, fast: FastPaths):
     """One Adam train step of a registry classifier through classify's own train_one_epoch,
     on a one-batch set of uint8 images already on the device."""
@@ -229,16 +248,20 @@ def paper_work(cfg: Config) -> PaperWork:
     per_epoch = max(1, classic // g.batch_size // g.n_critic)
     return PaperWork(
         gan_iterations=(g.epochs_lr1 + g.epochs_lr2) * per_epoch,
+        gan_images=(g.epochs_lr1 + g.epochs_lr2) * classic,
         train_images=len(ex.seeds) * c.epochs * sum(sizes[r] for r in ex.regimes),
         eval_images=len(ex.seeds) * len(ex.regimes) * c.epochs * (SPLITS["val"] + SPLITS["test"]),
     )
 
 
-def projected_seconds(work: PaperWork, is_gan: bool, seconds: float, images: int) -> float:
-    """GAN: iterations x s/iteration. Classifier: (train + eval / 3) images / train img/s, as an
-    eval pass is a forward only, about a third of a train step's FLOPs."""
-    if is_gan:
+def projected_seconds(work: PaperWork, kind: str, seconds: float, images: int) -> float:
+    """GAN: iterations x s/iteration. Diffusion: the GAN's real images / img/s. Classifier:
+    (train + eval / 3) images / train img/s, as an eval pass is a forward only, about a third of
+    a train step's FLOPs."""
+    if kind == "gan":
         return work.gan_iterations * seconds
+    if kind == "diffusion":
+        return work.gan_images * seconds / images
     return (work.train_images + work.eval_images / 3) * seconds / images
 
 
@@ -251,14 +274,16 @@ def measure(args: argparse.Namespace, cfg: Config, device: torch.device) -> list
         g = cfg.replace(gan={"width": 32}).gan
     fast = FastPaths(amp=True, channels_last=True, fused=True, compile=args.compile)
     gan_name = f"GAN iteration ({g.n_critic} critic + 1 generator steps, width {g.width})"
-    builds = {gan_name: (lambda f: gan_iteration(g, size, device, f), g.batch_size)}
+    builds = {gan_name: (lambda f: gan_iteration(g, size, device, f), g.batch_size, "gan")}
     for name in ("resnet101", "densenet121"):
-        builds[f"{name} train step"] = (
-            lambda f, n=name: classifier_step(n, batch, size, c.lr, device, f), batch)  # fmt: skip
+        build = lambda f, n=name: classifier_step(n, batch, size, c.lr, device, f)  # noqa: E731
+        builds[f"{name} train step"] = (build, batch, "classifier")
+    d = diffusion_config(cfg, args.tiny)
+    builds[f"{DIFFUSION} (width {d.width}, in the GAN's place)"] = (
+        lambda f: diffusion_step(d, size, device, f), d.batch_size, "diffusion")  # fmt: skip
     rows = []
-    for workload, (build, b) in builds.items():
-        is_gan = workload == gan_name
-        images = b * g.n_critic if is_gan else b
+    for workload, (build, b, kind) in builds.items():
+        images = b * g.n_critic if kind == "gan" else b
         flops = 0
         for path in (PLAIN, fast):
             reset_peak(device)
@@ -268,10 +293,20 @@ def measure(args: argparse.Namespace, cfg: Config, device: torch.device) -> list
                 flops = count_flops(step)
             seconds = seconds_per_step(step, args.steps, args.warmup, device)
             label = "plain" if path is PLAIN else f"fast ({path.describe()})"
-            proj = projected_seconds(work, is_gan, seconds, images)
+            proj = projected_seconds(work, kind, seconds, images)
             rows.append(Row(workload, label, b, seconds, images, flops, peak_mb(device), proj))
             del step
     return rows
+
+
+DIFFUSION = "diffusion train step"
+
+
+def diffusion_config(cfg: Config, tiny: bool) -> GanConfig:
+    """The diffusion family at the paper's data: width 128 (16 with --tiny), batch 32."""
+    width, batch = (16, 4) if tiny else (128, 32)
+    sets = {"family": "diffusion", "mode": "conditional", "width": width, "batch_size": batch}
+    return cfg.replace(gan=sets).gan
 
 
 def duration(seconds: float) -> str:
@@ -297,6 +332,8 @@ def format_table(rows: list[Row], work: PaperWork, device: torch.device, tiny: b
         )
     totals = {}
     for r in rows:
+        if r.workload.startswith(DIFFUSION):  # an alternative to the GAN, not part of the total
+            continue
         kind = r.path.split(" ")[0]
         totals[kind] = totals.get(kind, 0.0) + r.projected_s
     notes = (
@@ -304,7 +341,10 @@ def format_table(rows: list[Row], work: PaperWork, device: torch.device, tiny: b
         + ", ".join(f"{k} path {duration(v)}" for k, v in totals.items())
         + f". Formula: GAN {work.gan_iterations:,} iterations x s/iteration; per classifier "
         f"({work.train_images:,} train images + {work.eval_images:,} eval images / 3) / img/s;"
-        " sampling, selection, data loading and checkpoints left out.\n"
+        " sampling, selection, data loading and checkpoints left out. The diffusion row is"
+        f" not in the total: it projects a diffusion model trained on the GAN's"
+        f" {work.gan_images:,} real images (img/s per image), the time it would take in the"
+        " GAN's place, sampling left out.\n"
         "GAN img/s counts the real images through the critic (n_critic x batch per iteration); "
         "FLOPs are FlopCounterMode's forward + backward count of one step; plain is float32 "
         f"(cuDNN may use TF32 for convolutions); % bf16 peak uses the dense bf16 peak"

@@ -28,7 +28,7 @@ from bench.gpu_check import (  # noqa: E402
 
 from ganaug.config import load_config  # noqa: E402
 
-STEPS = ("GAN iteration", "resnet101 train step", "densenet121 train step")
+STEPS = ("GAN iteration", "resnet101 train step", "densenet121 train step", "diffusion train step")
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +105,14 @@ def test_paper_work_counts_the_paper_grid():
     # GAN: 1400 epochs x (4320 classic images // batch 8 // n_critic 5 = 108) generator steps
     # classifier, per model: 3 seeds x 40 epochs x (1080 + 4320 + 4320 + 443 * 3) train images,
     # and 3 seeds x 3 regimes x 40 epochs x (120 val + 400 test) eval images
-    assert work == PaperWork(1400 * 108, 3 * 40 * (1080 + 4320 + 5649), 3 * 3 * 40 * 520)
-    assert projected_seconds(work, True, 0.5, 40) == pytest.approx(0.5 * 151_200)
+    assert work == PaperWork(
+        1400 * 108, 1400 * 4320, 3 * 40 * (1080 + 4320 + 5649), 3 * 3 * 40 * 520
+    )
+    assert projected_seconds(work, "gan", 0.5, 40) == pytest.approx(0.5 * 151_200)
     expected = (1_325_880 + 187_200 / 3) / (64 / 0.5)  # images / (img/s)
-    assert projected_seconds(work, False, 0.5, 64) == pytest.approx(expected)
+    assert projected_seconds(work, "classifier", 0.5, 64) == pytest.approx(expected)
+    # diffusion in the GAN's place: the GAN's 6,048,000 real images at 32 images / 0.5 s
+    assert projected_seconds(work, "diffusion", 0.5, 32) == pytest.approx(6_048_000 / 64)
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,9 @@ FAMILIES = {
              "gan.epochs_lr1=50"],
     "stylegan2": ["gan.width=32", "gan.lr=0.0025", "gan.adam_beta1=0", "gan.adam_beta2=0.99",
                   "gan.epochs_lr1=12"],
+    "diffusion": ["gan.width=32", "gan.unet_mult=1,2", "gan.attention_res=", "gan.lr=0.001",
+                  "gan.adam_beta1=0.9", "gan.adam_beta2=0.999", "gan.epochs_lr1=20",
+                  "gan.sample_steps=10"],
 }  # fmt: skip
 
 
@@ -70,6 +73,6 @@ def test_the_rule_recognises_the_real_toy_images():
 def test_conditional_samples_are_recognised_as_their_class(family: str, tmp_path: Path):
     cfg = load_config("smoke", [f"gan.family={family}", *COMMON, *FAMILIES[family]])
     ckpt = train_gan(toy_set(), cfg, tmp_path)
-    samples = sample_images(ckpt, 200, 0, device="cpu")
+    samples = sample_images(ckpt, 200, 0, device="cpu", g=cfg.gan)
     score = recognised(samples.images["train"], samples.labels["train"])
     assert score >= 0.8, f"{family}: {score:.0%} of samples recognised as their class"

@@ -203,6 +203,21 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
     }
 
 
+def knn_realism(real: np.ndarray, fake: np.ndarray, k: int) -> np.ndarray:
+    """Realism score of each fake (Kynkäänniemi et al. 2019): max over real i of
+    radius_i / |fake - real_i|, radius_i being real i's distance to its k-th nearest real
+    neighbour; as in the paper, the half of the real balls with the largest radii is left out
+    (outliers). Above 1: inside some real ball; higher = more typical of the real set. (F,)."""
+    real = np.asarray(real, dtype=np.float64)
+    fake = np.asarray(fake, dtype=np.float64)
+    if len(real) <= k:
+        raise ValueError(f"k-NN realism with k={k} needs more than k real samples")
+    radius = np.partition(pairwise_distances(real, real), k, axis=1)[:, k]  # (R,)
+    keep = radius <= np.median(radius)
+    cross = pairwise_distances(real[keep], fake)  # (R', F)
+    return (radius[keep][:, None] / np.maximum(cross, 1e-12)).max(axis=0)
+
+
 def fidelity_summary(
     real: np.ndarray,
     fake: np.ndarray,

@@ -81,7 +81,7 @@ def gan_sample_cmd(
     _check_out_file(out, force, "synthetic_raw.npz")
     g = cfg.gan
     samples = sample_images(
-        checkpoint, g.n_samples, g.sample_seed, device=pick_device(cfg.runtime.device)
+        checkpoint, g.n_samples, g.sample_seed, device=pick_device(cfg.runtime.device), g=g
     )
     save_image_grid(out.with_suffix(".png"), contact_sheet(samples))
     write_npz(out, samples)  # last: an interrupted command leaves no npz, so a rerun is not refused

@@ -41,6 +41,18 @@ HASH_QUIET_DEFAULTS = {
     ("gan", "ada_p"): 0.0,
     ("gan", "ada_interval"): 4,
     ("gan", "ada_kimg"): 100,
+    ("gan", "unet_mult"): "1,2,2,2",
+    ("gan", "unet_layers"): 1,
+    ("gan", "attention_res"): "16",
+    ("gan", "timesteps"): 1000,
+    ("gan", "noise_schedule"): "cosine",
+    ("gan", "prediction"): "v",
+    ("gan", "label_dropout"): 0.1,
+    ("gan", "sampler"): "ddim",
+    ("gan", "sample_steps"): 50,
+    ("gan", "guidance"): 0.0,
+    ("gan", "eta"): 0.0,
+    ("select", "knn_realism_weight"): 1.0,
 }
 
 

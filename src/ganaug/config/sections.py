@@ -100,12 +100,41 @@ class GanConfig:
     ada_p: float = 0.0  # the augmentation probability at the start (fixed when ada_target is 0)
     ada_interval: int = 4  # discriminator steps between p adjustments
     ada_kimg: int = 100  # thousands of images for p to move by 1 (StyleGAN2-ADA: 500)
+    # diffusion family (diffusers UNet2DModel + DDPM/DDIM); gan.width is its first level's channels
+    unet_mult: str = "1,2,2,2"  # channel multiplier per UNet level; each level halves the size
+    unet_layers: int = 1  # ResNet blocks per level (diffusers' default: 2)
+    attention_res: str = "16"  # comma list of resolutions (px) with self-attention; "" = none
+    timesteps: int = 1000  # diffusion steps of the noise schedule (DDPM: 1000)
+    noise_schedule: Literal["linear", "cosine"] = "cosine"  # DDPM's linear or the cosine schedule
+    prediction: Literal["epsilon", "v"] = "v"  # the net predicts v (Salimans & Ho) or the noise
+    label_dropout: float = 0.1  # conditional: labels dropped in training (classifier-free guidance)
+    sampler: Literal["ddim", "ddpm"] = "ddim"  # sampler; read at sampling time
+    sample_steps: int = 50  # sampler steps; read at sampling time
+    guidance: float = 0.0  # classifier-free guidance scale w at sampling; 0 = unguided
+    eta: float = 0.0  # DDIM's eta: 0 = deterministic, 1 = as stochastic as DDPM
 
     def __post_init__(self) -> None:
         _check(self.width >= 8 and self.width % 8 == 0, "gan.width", self.width, "a multiple of 8")
-        for name in ("mapping_layers", "r1_every", "ada_interval", "ada_kimg"):
+        for name in ("mapping_layers", "r1_every", "ada_interval", "ada_kimg", "unet_layers"):
             _check(getattr(self, name) >= 1, f"gan.{name}", getattr(self, name), ">= 1")
         _check(self.w_dim >= 0, "gan.w_dim", self.w_dim, ">= 0 (0 = z_dim)")
+        _check(
+            _int_list(self.unet_mult, minimum=1, allow_empty=False),
+            "gan.unet_mult",
+            self.unet_mult,
+            "a comma list of positive integers, e.g. 1,2,2,2",
+        )
+        _check(
+            _int_list(self.attention_res, minimum=1, allow_empty=True),
+            "gan.attention_res",
+            self.attention_res,
+            "a comma list of resolutions in px, e.g. 16 or 16,8 (empty: no attention)",
+        )
+        for name in ("timesteps", "sample_steps"):
+            _check(getattr(self, name) >= 1, f"gan.{name}", getattr(self, name), ">= 1")
+        _check(0.0 <= self.label_dropout < 1.0, "gan.label_dropout", self.label_dropout, "[0, 1)")
+        _check(self.guidance >= 0, "gan.guidance", self.guidance, ">= 0 (0 = unguided)")
+        _check(0.0 <= self.eta <= 1.0, "gan.eta", self.eta, "in [0, 1]")
         _check(self.r1_gamma >= 0, "gan.r1_gamma", self.r1_gamma, ">= 0")
         _check(0.0 <= self.ada_target < 1.0, "gan.ada_target", self.ada_target, "[0, 1)")
         _check(0.0 <= self.ada_p <= 1.0, "gan.ada_p", self.ada_p, "a probability")
@@ -160,6 +189,9 @@ class SelectConfig:
     min_confidence: float = 0.0  # drop samples the labeller gives less than this for their label
     critic_weight: float = 1.0  # weight of the critic-score rank in the combined rank
     confidence_weight: float = 1.0  # weight of the labeller-confidence rank in the combined rank
+    # weight of the k-NN realism rank (labeller features vs the real train split); it is used
+    # only for a generator family without a realism score of its own (diffusion)
+    knn_realism_weight: float = 1.0
     require_agreement: bool = False  # labelled samples: drop those the labeller puts elsewhere
     kid_subset_size: int = 100  # KID subset size (capped at the smaller set's size)
     kid_subsets: int = 50  # KID subsets averaged
@@ -190,10 +222,10 @@ class SelectConfig:
             _check(getattr(self, name) >= 1, f"select.{name}", getattr(self, name), ">= 1")
         _check(self.labeller_lr > 0, "select.labeller_lr", self.labeller_lr, "> 0")
         _check_seeds(self, "select", "seed")
-        weights = (self.critic_weight, self.confidence_weight)
+        weights = (self.critic_weight, self.confidence_weight, self.knn_realism_weight)
         _check(
             min(weights) >= 0 and sum(weights) > 0,
-            "select.critic_weight/confidence_weight",
+            "select.critic_weight/confidence_weight/knn_realism_weight",
             weights,
             "both >= 0, at least one > 0",
         )
@@ -316,3 +348,11 @@ def _check_seeds(section: Any, name: str, *fields: str) -> None:
     for seed in fields:
         value = getattr(section, seed)
         _check(value >= 0, f"{name}.{seed}", value, "a seed >= 0")
+
+
+def _int_list(text: str, *, minimum: int, allow_empty: bool) -> bool:
+    """Whether text is a comma list of integers >= minimum (or empty, when allowed)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        return allow_empty
+    return all(p.isdigit() and int(p) >= minimum for p in parts)

@@ -174,7 +174,8 @@ def stage_gan(
     raw_path = data_dir / "synthetic_raw.npz"
     raw = _read_fresh(raw_path, gan_hash)
     if raw is None:
-        raw = sample_images(ckpt, cfg.gan.n_samples, cfg.gan.sample_seed, device=device)
+        g = cfg.gan
+        raw = sample_images(ckpt, g.n_samples, g.sample_seed, device=device, g=g)
         raw.meta["config_hash"] = gan_hash
         write_npz(raw_path, raw)
         raw = read_npz(raw_path)  # selection sees the same arrays whether fresh or resumed

@@ -40,11 +40,13 @@ def get_family(name: str, where: str = "config key gan.family") -> GeneratorFami
 
 
 def _register_builtin() -> None:
+    from ganaug.generators.diffusion import DiffusionFamily
     from ganaug.generators.stylegan2 import StyleGan2Family
     from ganaug.generators.wgan import WganFamily
 
     register(WganFamily())
     register(StyleGan2Family())
+    register(DiffusionFamily())
 
 
 _register_builtin()

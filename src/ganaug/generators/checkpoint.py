@@ -35,6 +35,10 @@ RESUMABLE_KEYS = (
     "max_nan_skips",
     "n_samples",
     "sample_seed",
+    "sampler",  # the diffusion family's sampling settings: read at sampling time
+    "sample_steps",
+    "guidance",
+    "eta",
 )
 
 

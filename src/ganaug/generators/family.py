@@ -71,6 +71,12 @@ class GeneratorFamily:
         `num_classes` and `units`."""
         raise NotImplementedError
 
+    def sampling_args(self, g: GanConfig) -> dict:
+        """Settings that only sampling reads (e.g. a diffusion sampler's steps), taken from the
+        config at sampling time and merged into the model arguments `generate` gets; they can
+        change without retraining (checkpoint.RESUMABLE_KEYS). Default: none."""
+        return {}
+
     def build_nets(self, args: dict, init: torch.Generator) -> dict[str, nn.Module]:
         """Fresh nets, initialised from `init` only (never the global RNG)."""
         raise NotImplementedError

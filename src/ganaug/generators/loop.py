@@ -317,6 +317,7 @@ def fixed_grid(family: GeneratorFamily, units: list[Unit], args: dict, g: GanCon
     """Samples from fixed noise: (classes, 8, ...) with one noise per column, or 8 x 8
     unlabelled."""
     labelled = args["mode"] != "unconditional"
+    args = {**args, **family.sampling_args(g)}
     rows = args["num_classes"] if labelled else GRID_COLS
     z = family.noise(rows * GRID_COLS, args, make_generator(g.seed + 2))
     if labelled:

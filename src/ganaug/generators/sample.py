@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from ganaug import InputError
+from ganaug.config import GanConfig
 from ganaug.data import ImageSet
-from ganaug.generators.family import from_uint8, to_uint8
-from ganaug.runtime import make_generator, pick_device, provenance
+from ganaug.generators.family import GeneratorFamily, from_uint8, to_uint8
+from ganaug.runtime import make_generator, pick_device, progress, provenance
 
 
 def _device(device: torch.device | str | None) -> torch.device:
@@ -34,34 +35,22 @@ def sample_images(
     *,
     device: torch.device | str | None = None,
     batch_size: int = 256,
+    g: GanConfig | None = None,
 ) -> ImageSet:
     """n images (train split, uint8 (n, H, W, C)) with per-image seeds and, when the GAN has
-    classes, their generator class as label (zeros and meta["labelled"] = False otherwise)."""
+    classes, their generator class as label (zeros and meta["labelled"] = False otherwise).
+    `g`: the config whose sampling settings (family.sampling_args) apply; default GanConfig's."""
     if n < 1 or seed < 0:
         raise InputError(f"sampling needs n >= 1 and seed >= 0 (got n={n}, seed={seed})")
     from ganaug.generators.checkpoint import load_nets
 
     device = _device(device)
     ckpt, family, units = load_nets(Path(checkpoint), device)
-    args = ckpt["model_args"]
+    args = {**ckpt["model_args"], **family.sampling_args(g or GanConfig())}
     labelled = args["mode"] != "unconditional"
     seeds = np.arange(seed, seed + n, dtype=np.int64)
-    classes = seeds % args["num_classes"] if labelled else np.zeros(n, dtype=np.int64)
-    noise = torch.cat(
-        [family.noise(1, args, make_generator(int(s))) for s in seeds]
-    )  # (n, ...), drawn on the CPU whatever the device
-    out = np.empty((n, args["size"], args["size"], args["channels"]), dtype=np.uint8)
-    for k, nets in enumerate(units):
-        net = nets[family.sample_net]
-        rows = np.flatnonzero(classes == k) if args["mode"] == "per_class" else np.arange(n)
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            lab = (
-                torch.from_numpy(classes[chunk]).to(device)
-                if args["mode"] == "conditional"
-                else None
-            )
-            out[chunk] = to_uint8(family.generate(net, noise[chunk].to(device), lab, args))
+    samplers = [nets[family.sample_net] for nets in units]
+    out, classes = generate_seeded(family, samplers, args, seeds, device, batch_size)
     meta = provenance(
         "gan-sample",
         checkpoint=str(checkpoint),
@@ -75,6 +64,41 @@ def sample_images(
     )
     names = tuple(ckpt["class_names"])
     return ImageSet({"train": out}, {"train": classes}, names, meta, {"train_seeds": seeds})
+
+
+@torch.no_grad()
+def generate_seeded(
+    family: GeneratorFamily,
+    samplers: list[torch.nn.Module],
+    args: dict,
+    seeds: np.ndarray,
+    device: torch.device,
+    batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 (n, H, W, C) and classes (n,) for the given per-image seeds: image i's
+    noise comes from a generator seeded seeds[i] (on the CPU whatever the device), its class is
+    seeds[i] % num_classes when the generator has labels (zeros otherwise). `samplers`: one net
+    per unit, put in eval mode for the call. A progress bar with ETA shows over the batches."""
+    labelled = args["mode"] != "unconditional"
+    n = len(seeds)
+    classes = seeds % args["num_classes"] if labelled else np.zeros(n, dtype=np.int64)
+    noise = torch.cat([family.noise(1, args, make_generator(int(s))) for s in seeds])
+    out = np.empty((n, args["size"], args["size"], args["channels"]), dtype=np.uint8)
+    bar = progress(total=n, desc="sample", unit="img", leave=False)
+    with bar:
+        for k, net in enumerate(samplers):
+            was_training = net.training
+            net.eval()
+            rows = np.flatnonzero(classes == k) if args["mode"] == "per_class" else np.arange(n)
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start : start + batch_size]
+                lab = None
+                if args["mode"] == "conditional":
+                    lab = torch.from_numpy(classes[chunk]).to(device)
+                out[chunk] = to_uint8(family.generate(net, noise[chunk].to(device), lab, args))
+                bar.update(len(chunk))
+            net.train(was_training)
+    return out, classes
 
 
 @torch.no_grad()

@@ -85,7 +85,8 @@ def fidelity_tables(fidelity: dict[str, Any]) -> list[Table]:
     title = (
         f"Fidelity in the selection labeller's features "
         f"({fidelity.get('feature_extractor', 'not recorded')}): selection ranked by this "
-        "network, so the selected set is favoured by construction; see the independent table"
+        f"network (scores: {', '.join(fidelity.get('ranked_by') or ['not recorded'])}), so the "
+        "selected set is favoured by construction; see the independent table"
     )
     tables = [Table(header + ["coverage", "n"], rows, title)]
     memo = fidelity.get("memorisation") if isinstance(fidelity.get("memorisation"), dict) else {}

@@ -9,6 +9,10 @@ higher = better, or None when it cannot be computed for this run (e.g. no checkp
   critic, higher = judged more real); only when a checkpoint of a family that has one is given.
 - `confidence`: the labeller's probability of each sample's label (its selection.csv column is
   written with the labelling columns, see `table.py`).
+- `knn_realism`: the k-NN realism score of Kynkäänniemi et al. 2019 (metrics.knn_realism, k =
+  select.prdc_k) of each sample's labeller features against the real train split's; only for a
+  checkpoint whose family has no realism score of its own (a diffusion model), where it stands in
+  for the critic. Without a checkpoint selection ranks as before, by confidence alone.
 
 Ranks: `<name>_rank` is the ordinal rank of a score over all raw samples (0 = the highest score;
 equal scores ordered by index; -1 in every row when the score is not available). `combined_rank`
@@ -30,6 +34,7 @@ import numpy as np
 import torch
 
 from ganaug.config import SelectConfig
+from ganaug.metrics import knn_realism as realism_metric
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class ScoreInputs:
     features: np.ndarray  # (N, D) the labeller's penultimate-layer features
     checkpoint: Path | None  # the generator checkpoint, when one is given
     device: torch.device  # where scores that run a network compute
+    real_features: np.ndarray | None = None  # (R, D) the labeller's features of real train
+    knn_k: int = 5  # k of the k-NN realism balls
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,25 @@ def critic(inputs: ScoreInputs) -> np.ndarray | None:
 def confidence(inputs: ScoreInputs) -> np.ndarray:
     """The labeller's probability of the sample's label: a labelled sample it doubts ranks low."""
     return inputs.confidence
+
+
+@selection_score("knn_realism", weight="knn_realism_weight")
+def knn_realism(inputs: ScoreInputs) -> np.ndarray | None:
+    """Feature-space realism against the real train split, for a family without a critic."""
+    if inputs.checkpoint is None or inputs.real_features is None:
+        return None
+    if has_realism_score(inputs.checkpoint) or len(inputs.real_features) <= inputs.knn_k:
+        return None
+    return realism_metric(inputs.real_features, inputs.features, inputs.knn_k)
+
+
+def has_realism_score(checkpoint: Path) -> bool:
+    """Whether the checkpoint's generator family scores realism itself (a GAN's critic)."""
+    from ganaug.generators.checkpoint import family_of, load_checkpoint
+    from ganaug.generators.family import GeneratorFamily
+
+    family = family_of(load_checkpoint(Path(checkpoint)))
+    return type(family).realism is not GeneratorFamily.realism
 
 
 def ordinal_rank(values: np.ndarray) -> np.ndarray:

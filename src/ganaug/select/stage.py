@@ -22,6 +22,7 @@ from ganaug.select.figures import write_figures
 from ganaug.select.labeller import train_labeller
 from ganaug.select.memorisation import memorisation_block, reference_sets
 from ganaug.select.quotas import choose, quota_counts
+from ganaug.select.scores import SCORES
 from ganaug.select.table import score_samples, selection_csv
 
 log = logging.getLogger("ganaug")
@@ -58,6 +59,15 @@ def check_inputs(
         )
 
 
+def ranked_by(table: dict[str, np.ndarray], cfg: Config) -> list[str]:
+    """The scores whose ranks made combined_rank: available for these samples, weight > 0."""
+    return [
+        score.name
+        for score in SCORES.values()
+        if table[f"{score.name}_rank"][0] != -1 and getattr(cfg.select, score.weight) > 0
+    ]
+
+
 def select_samples(
     raw: ImageSet,
     real: ImageSet,
@@ -84,10 +94,12 @@ def select_samples(
         raw, real, labeller, cfg, checkpoint=checkpoint, device=dev, trained_on=trained_on
     )
     kept, reasons, counts = choose(table, quotas, names, cfg)
+    used = ranked_by(table, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "selection.csv", selection_csv(table, kept, reasons, names))
     fidelity = {
         "feature_extractor": labeller.name,
+        "ranked_by": used,
         "raw": fidelity_block(feats, np.ones(len(kept), bool), table["label"], real, cfg),
         "selected": fidelity_block(feats, kept, table["label"], real, cfg),
         "memorisation": memorisation_block(table, kept, scfg.min_nn_distance),
@@ -110,6 +122,7 @@ def select_samples(
         n_raw=len(kept),
         n_memorised=sum("memorised" in r for r in reasons),
         feature_extractor=labeller.name,
+        ranked_by=used,
     )
     rows = np.flatnonzero(kept)
     extras = {"train_seeds": table["seed"][rows], "train_raw_index": rows.astype(np.int64)}

@@ -61,6 +61,8 @@ def score_samples(
         features=feats,
         checkpoint=checkpoint,
         device=device,
+        real_features=feats_real.get("train"),
+        knn_k=cfg.select.prdc_k,
     )
     seeds = raw.extras.get("train_seeds", np.full(n, -1, dtype=np.int64))
     table = {
