@@ -25,8 +25,10 @@ lint: setup
 test: setup lint
 	$(BIN)/python -m pytest -q
 
+# the speed rows (under a minute), then time to quality (about 75 min on 2 CPU cores)
 bench: setup
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.time_to_quality
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -184,7 +184,10 @@ def run_family(
         }
         rows.append(row)
         print(f"  {name}: {row}", flush=True)
-        grid = class_rows(fakes, classes, classic.num_classes, 8)
+        if args["mode"] == "unconditional":  # no classes: the first 40 samples
+            grid = fakes[:40].reshape(5, 8, *fakes.shape[1:])
+        else:
+            grid = class_rows(fakes, classes, classic.num_classes, 8)
         save_image_grid(out / f"ttq_{name}.png", grid)
 
     hook, step = MarkHook(marks, measure, clock), 0
@@ -273,6 +276,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="RetinaMNIST npz (28 px)")
     parser.add_argument("--out", type=Path, default=HERE, help="where results and figures go")
     parser.add_argument("--fresh", action="store_true", help="measure every family again")
+    parser.add_argument(
+        "--append",
+        type=Path,
+        default=HERE / "BENCHMARKS.md",
+        help="results file the table is appended to, with machine and date ('' = none)",
+    )
     opts = parser.parse_args(argv)
     marks = sorted(float(m) for m in opts.minutes.split(","))
     names = [n.strip() for n in opts.families.split(",") if n.strip()]
@@ -313,7 +322,24 @@ def main(argv: list[str] | None = None) -> None:
         tmp.write_text(json.dumps(results, indent=1))
         tmp.replace(path)
     figure(results, out / "time_to_quality.png")
-    print(table(results))
+    text = heading(results) + table(results)
+    print(text)
+    if str(opts.append) not in ("", "."):
+        with open(opts.append, "a") as fh:
+            fh.write(text)
+
+
+def heading(results: dict) -> str:
+    dates = sorted({fam["date"] for fam in results["families"].values()})
+    return (
+        f"\n## Time to quality · {', '.join(dates)} · {results['machine']} · "
+        f"{results['threads']} threads · torch {results['torch']} · device cpu\n\n"
+        "`python -m bench.time_to_quality` (part of `make bench`): FID in the evaluation space"
+        f" (extractor {results['extractor']['name']}, {results['extractor']['epochs']} epochs on"
+        f" the {results['extractor']['n_train']} real train images) of {N_SAMPLES} samples after"
+        " equal compute budgets (process CPU time / threads), RetinaMNIST 64 px, classic train"
+        " set; lower is better.\n\n"
+    )
 
 
 if __name__ == "__main__":

@@ -109,13 +109,17 @@ def test_registry_lists_the_families_and_refuses_an_unknown_one(tmp_path, cli, c
         text=True,
         check=True,
     )
-    assert shown.stdout.strip() == "['stylegan2', 'wgan']"
+    assert shown.stdout.strip() == "['diffusion', 'stylegan2', 'wgan']"
     data = tmp_path / "d.npz"
     write_npz(data, make_imageset(n=12, size=16))
     argv = ["gan", "train", "--data", data, "--out", tmp_path / "g", "--set", "gan.family=dcgan"]
     assert cli(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.splitlines() == [err] and "'dcgan'" in err and "['stylegan2', 'wgan']" in err
+    assert (
+        err.splitlines() == [err]
+        and "'dcgan'" in err
+        and "['diffusion', 'stylegan2', 'wgan']" in err
+    )
     assert not (tmp_path / "g").exists()
 
 

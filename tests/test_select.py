@@ -66,6 +66,7 @@ def stubbed(monkeypatch):
         "score_critic",
         lambda ckpt, images, labels, device: -np.arange(len(images), dtype=float),
     )
+    monkeypatch.setattr(sel.scores, "has_realism_score", lambda ckpt: True)  # a GAN's checkpoint
 
 
 def config(*sets):
@@ -109,7 +110,13 @@ def test_a_registered_score_gets_its_columns_and_enters_the_combined_rank(
     tmp_path, stubbed, monkeypatch
 ):
     columns = [c for score in sel.SCORES.values() for c in score.columns]
-    assert columns == ["critic", "critic_rank", "confidence_rank"]
+    assert columns == [
+        "critic",
+        "critic_rank",
+        "confidence_rank",
+        "knn_realism",
+        "knn_realism_rank",
+    ]
     with pytest.raises(ValueError, match="SelectConfig"):
         sel.selection_score("sharpness", weight="sharpness_weight")
     # a score preferring dark images, weighted by an existing key
@@ -121,7 +128,7 @@ def test_a_registered_score_gets_its_columns_and_enters_the_combined_rank(
     sel.select_samples(raw, real_set(), config("select.k=9"), tmp_path)
     rows = read_rows(tmp_path / "selection.csv")
     names = list(rows[0])
-    at = names.index("confidence_rank")
+    at = names.index("knn_realism_rank")
     assert names[at + 1 : at + 4] == ["darkness", "darkness_rank", "combined_rank"]
     darkest = int(raw.images["train"].mean(axis=(1, 2, 3)).argmin())
     assert rows[darkest]["darkness_rank"] == "0"

@@ -9,6 +9,7 @@ guard, log.csv, grids, checkpoints, torchrun gradient sync and exact resume. A r
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +56,7 @@ class Step:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class GeneratorFamily:
+class GeneratorFamily(ABC):
     """Subclass, set `name` and the net names, implement the methods, then register it:
     `FAMILIES[name] = MyFamily()` (generators/__init__.py)."""
 
@@ -65,11 +66,11 @@ class GeneratorFamily:
     sample_net = "G"  # the net that makes images
     log_columns: tuple[str, ...] = ()  # extra log.csv columns, filled by log_values
 
+    @abstractmethod
     def model_args(self, image_shape: tuple[int, ...], num_classes: int, g: GanConfig) -> dict:
         """Everything needed to rebuild the nets (stored in the checkpoint); InputError if the
         data or config does not fit the family. Must contain `mode`, `size`, `channels`,
         `num_classes` and `units`."""
-        raise NotImplementedError
 
     def sampling_args(self, g: GanConfig) -> dict:
         """Settings that only sampling reads (e.g. a diffusion sampler's steps), taken from the
@@ -77,36 +78,38 @@ class GeneratorFamily:
         change without retraining (checkpoint.RESUMABLE_KEYS). Default: none."""
         return {}
 
+    @abstractmethod
     def build_nets(self, args: dict, init: torch.Generator) -> dict[str, nn.Module]:
         """Fresh nets, initialised from `init` only (never the global RNG)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def optimiser(self, name: str, net: nn.Module, g: GanConfig, fast: FastPaths):
-        raise NotImplementedError
+        """The optimiser of trained net `name` (runtime.make_optimiser applies the fused path)."""
 
     def prepare(self, nets: dict[str, nn.Module], g: GanConfig, fast: FastPaths) -> None:
         """Apply the fast paths to the training nets (runtime.prepare_module); default: none."""
+        return None
 
     def real_batches_per_step(self, g: GanConfig) -> int:
         """Real batches one train_step takes (the WGAN: one per critic step); an epoch is one
         pass over the data, so it has batches // this many steps."""
         return 1
 
+    @abstractmethod
     def train_step(self, unit: Unit, step: Step) -> None:
         """One generator update (and whatever else the family updates with it)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def noise(self, n: int, args: dict, generator: torch.Generator) -> torch.Tensor:
         """The random input of n images, drawn from `generator` (per-seed sampling draws one
         image's input from a generator seeded with its seed)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def generate(
         self, net: nn.Module, noise: torch.Tensor, labels: torch.Tensor | None, args: dict
     ) -> torch.Tensor:
         """Images (B, C, H, W) in [-1, 1] from `noise` (on the net's device); `net` is in eval
         mode. A family whose sampler draws more randomness takes it from the noise."""
-        raise NotImplementedError
 
     def realism(
         self,
@@ -123,6 +126,7 @@ class GeneratorFamily:
 
     def prepare_realism(self, nets: dict[str, nn.Module], args: dict, unit: int) -> None:
         """Called once per unit before its realism scores; default nothing."""
+        return None
 
     def log_values(self, unit: Unit) -> dict[str, float]:
         """Extra per-epoch values for log.csv and TensorBoard (e.g. an augmentation
