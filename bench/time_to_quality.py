@@ -168,7 +168,8 @@ def run_family(
         minutes, wall = clock.minutes(), clock.wall_minutes()
         started = time.perf_counter()
         samplers = [unit.sampler for unit in units]
-        fakes, classes = generate_seeded(family, samplers, args, seeds, torch.device("cpu"))
+        sampling = {**args, **family.sampling_args(g)}  # e.g. the diffusion sampler's steps
+        fakes, classes = generate_seeded(family, samplers, sampling, seeds, torch.device("cpu"))
         sample_s = time.perf_counter() - started
         feats = extractor.features(fakes)
         row = {
