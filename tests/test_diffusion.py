@@ -159,3 +159,12 @@ def test_diffusion_settings_are_refused_in_one_line(cli, tmp_path: Path, capsys)
         assert code == 2 and named in err and len(err.splitlines()) == 1, (bad, err)
     assert not (tmp_path / "g").exists()
     assert "diffusion" in FAMILIES
+
+
+def test_widths_that_32_does_not_divide_build_and_denoise():
+    g = load_config("smoke", [*TINY, "gan.width=40"]).gan
+    family = FAMILIES["diffusion"]
+    args = family.model_args((16, 16, 3), 3, g)
+    net = family.build_nets(args, torch.Generator().manual_seed(0))["G"]
+    x, t = torch.zeros(2, 3, 16, 16), torch.tensor([0, 999])
+    assert net(x, t, torch.tensor([0, 3])).shape == (2, 3, 16, 16)  # 3: the "no class" entry

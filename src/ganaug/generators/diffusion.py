@@ -25,6 +25,8 @@ samples by the labeller and the feature-space k-NN realism (select/scores.py).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -75,7 +77,7 @@ class Denoiser(nn.Module):
                 down_block_types=tuple(f"{'Attn' if a else ''}DownBlock2D" for _, a in levels),
                 up_block_types=tuple(f"{'Attn' if a else ''}UpBlock2D" for _, a in levels[::-1]),
                 layers_per_block=args["unet_layers"],
-                norm_num_groups=min(32, args["width"]),
+                norm_num_groups=math.gcd(32, args["width"]),  # divides every level's width
                 attention_head_dim=min(64, args["width"]),
                 num_class_embeds=args["num_classes"] + 1 if conditional else None,
             )
