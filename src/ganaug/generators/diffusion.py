@@ -33,10 +33,9 @@ from torch import nn
 
 from ganaug import InputError
 from ganaug.config import GanConfig
-from ganaug.generators.family import GeneratorFamily, Step, Unit, image_args
+from ganaug.generators.family import GeneratorFamily, Step, Unit, image_args, optimise
 from ganaug.runtime import (
     FastPaths,
-    all_reduce_mean_grads,
     autocast,
     make_optimiser,
     prepare_module,
@@ -164,11 +163,7 @@ class DiffusionFamily(GeneratorFamily):
         with autocast(device, step.fast.amp):
             pred = net(x_t, t, labels)
         loss = F.mse_loss(pred.float(), target.float())
-        opt.zero_grad(set_to_none=True)
-        if step.guard.finite(loss, "denoiser"):
-            loss.backward()
-            all_reduce_mean_grads(net)
-            opt.step()
+        if optimise(loss, net, opt, step.guard, "denoiser"):
             step.stats.add(gen_loss=loss.item())
             step.stats.images += n
 

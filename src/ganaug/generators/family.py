@@ -20,7 +20,7 @@ from torch import nn
 
 from ganaug.config import GanConfig
 from ganaug.generators.monitor import EpochStats, NanGuard
-from ganaug.runtime import PLAIN, FastPaths
+from ganaug.runtime import PLAIN, FastPaths, all_reduce_mean_grads
 
 
 @dataclass
@@ -171,6 +171,19 @@ def build_units(
         label = k if per_class else None
         units.append(Unit(nets, opts, ema, rows.to(device), label, family.sample_net))
     return units
+
+
+def optimise(loss: torch.Tensor, net: nn.Module, opt, guard: NanGuard, what: str) -> bool:
+    """One guarded update: clear the gradients, then, when `loss` is finite (the NaN guard
+    decides what a non-finite one does), backward, average the gradients over torchrun ranks
+    (a no-op in one process) and step. Returns whether the step was taken."""
+    opt.zero_grad(set_to_none=True)
+    if not guard.finite(loss, what):
+        return False
+    loss.backward()
+    all_reduce_mean_grads(net)
+    opt.step()
+    return True
 
 
 @torch.no_grad()

@@ -24,11 +24,10 @@ from torch import nn
 
 from ganaug.config import GanConfig
 from ganaug.generators.ada import AdaState, augment
-from ganaug.generators.family import GeneratorFamily, Step, Unit, image_args
+from ganaug.generators.family import GeneratorFamily, Step, Unit, image_args, optimise
 from ganaug.generators.stylegan2.nets import Discriminator, Generator, check_size, init_nets
 from ganaug.runtime import (
     FastPaths,
-    all_reduce_mean_grads,
     autocast,
     make_optimiser,
     prepare_module,
@@ -108,11 +107,7 @@ def discriminator_step(
         (grad,) = torch.autograd.grad(disc(x, labels).sum(), x, create_graph=True)
         r1 = grad.pow(2).sum(dim=(1, 2, 3)).mean()
         loss = loss + g.r1_gamma / 2 * r1 * g.r1_every
-    opt.zero_grad(set_to_none=True)
-    if step.guard.finite(loss, "critic"):
-        loss.backward()
-        all_reduce_mean_grads(disc)
-        opt.step()
+    if optimise(loss, disc, opt, step.guard, "critic"):
         gap = real_scores.mean() - fake_scores.mean()
         step.stats.add(critic_loss=loss.item(), wasserstein=gap.item(), gp=r1.item())
         step.stats.images += len(real)
@@ -132,11 +127,7 @@ def generator_step(unit: Unit, batch: int, step: Step, ada: AdaState) -> None:
     with autocast(device, fast.amp):
         scores = disc(fake, labels).float()
     loss = F.softplus(-scores).mean()
-    opt.zero_grad(set_to_none=True)
-    if step.guard.finite(loss, "generator"):
-        loss.backward()
-        all_reduce_mean_grads(gen)
-        opt.step()
+    if optimise(loss, gen, opt, step.guard, "generator"):
         step.stats.add(gen_loss=loss.item())
     disc.requires_grad_(True)
 

@@ -15,12 +15,11 @@ from torch import nn
 
 from ganaug.config import GanConfig
 from ganaug.generators.diffaug import diff_augment
-from ganaug.generators.family import GeneratorFamily, Step, Unit, image_args
+from ganaug.generators.family import GeneratorFamily, Step, Unit, image_args, optimise
 from ganaug.generators.wgan import losses
 from ganaug.generators.wgan.nets import base_side, build_pair, sample_z
 from ganaug.runtime import (
     FastPaths,
-    all_reduce_mean_grads,
     autocast,
     make_generator,
     make_optimiser,
@@ -112,11 +111,7 @@ def critic_step(unit: Unit, real: torch.Tensor, labels: torch.Tensor | None, ste
         alpha = torch.rand(len(real), 1, 1, 1, generator=rng, device=device)
         penalty = losses.gradient_penalty(lambda v: critic(v, labels), real_in, fake_in, alpha)
         loss = loss + g.gp_lambda * penalty
-    opt.zero_grad(set_to_none=True)
-    if guard.finite(loss, "critic"):
-        loss.backward()
-        all_reduce_mean_grads(critic)  # torchrun: the ranks' mean gradient; no-op in one process
-        opt.step()
+    if optimise(loss, critic, opt, guard, "critic"):
         w = losses.wasserstein_estimate(real_scores, fake_scores)
         stats.add(critic_loss=loss.item(), wasserstein=w.item(), gp=penalty.item())
         stats.images += len(real)
@@ -135,11 +130,7 @@ def generator_step(unit: Unit, batch: int, labels: torch.Tensor | None, step: St
     with autocast(device, fast.amp):
         scores = critic(fake, labels)
     loss = losses.generator_loss(scores.float())
-    opt.zero_grad(set_to_none=True)
-    if step.guard.finite(loss, "generator"):
-        loss.backward()
-        all_reduce_mean_grads(gen)
-        opt.step()
+    if optimise(loss, gen, opt, step.guard, "generator"):
         step.stats.add(gen_loss=loss.item())
     critic.requires_grad_(True)
 
