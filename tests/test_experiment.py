@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import ganaug
 from conftest import assert_clean_interrupt, make_imageset
 from ganaug import InputError
 from ganaug.config import load_config, save_config
@@ -237,6 +238,17 @@ def test_smoke_run_writes_every_artefact(smoke_run: Path):
     assert all(row["selected_vs_test"]["fid"] is not None for row in results["generators"])
     # every cell trained the same number of optimiser steps, whatever its set's size
     assert {json.loads(p.read_text())["steps"] for p in metrics} == {20}
+    # the report names the code the run ran on: this checkout's commit (None outside git)
+    (entry,) = json.loads((smoke_run / "source.json").read_text())
+    head = subprocess.run(
+        ["git", "-C", str(Path(ganaug.__file__).parent), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+    )
+    commit = head.stdout.strip() if head.returncode == 0 else None
+    assert entry["commit"] == commit and entry["profile"] == "smoke"
+    md = (smoke_run / "report/results.md").read_text()
+    assert (f"code: commit {commit[:12]}" if commit else "code: an unknown commit") in md
 
 
 @pytest.mark.slow
@@ -263,6 +275,8 @@ def test_rerun_skips_finished_cells(smoke_run: Path, retina_npz: Path):
     assert time.perf_counter() - start < 60
     assert {p: p.stat().st_mtime_ns for p in before} == before
     assert (smoke_run / "gan/seed1/checkpoints/last.pt").stat().st_mtime_ns == ckpt
+    assert len(json.loads((smoke_run / "source.json").read_text())) >= 2  # each invocation
+    assert "invocations (resumed)" in (smoke_run / "report/results.md").read_text()
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from conftest import make_imageset
 from ganaug import InputError
 from ganaug.data import ImageSet, write_npz
 from ganaug.report import Run, build_report, paired_bootstrap, verdict_sentence
+from ganaug.report.load import source_text
 
 CLASSES = [f"c{i}" for i in range(5)]
 # 40 test images: 16 of class 0 (the majority-class floor is 40 %), 6 of each other class
@@ -422,6 +423,53 @@ def test_five_seeds_t_interval_and_stale_cells_ignored(tmp_path):
     assert "Ignored 2 result cell(s) on disk that config.yaml's grid does not name" in md
     assert "each seed's own GAN draw (experiment.generator_per_seed)" in md
     assert "This report makes 4 paired comparisons" in md  # 2 protocols x 2 questions
+
+
+def test_synthetic_only_is_compared_with_none_when_the_grid_ran_it(tmp_path):
+    run_dir = tmp_path / "run"
+    counts = {"none": (20, 21, 22, 20, 21), "classic": (21, 21, 22, 20, 21)}
+    counts |= {"classic+gan": (20, 22, 22, 21, 21), "synthetic-only": (10, 11, 9, 12, 10)}
+    for regime, ks in counts.items():
+        for seed, k in enumerate(ks):
+            write_run(run_dir, regime, "resnet18", seed, k, k)
+    experiment = {"regimes": list(counts), "models": ["resnet18"], "seeds": [0, 1, 2, 3, 4]}
+    experiment["bootstrap"] = 1000  # p can reach 0.002: below 0.05 after Holm over 6
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"experiment": experiment}))
+    summary = build_report(run_dir)
+    for protocol in ("last", "best_val"):
+        pairs = [(c["better"], c["base"]) for c in summary["comparisons"][protocol]]
+        expected = [("classic+gan", "classic"), ("classic", "none"), ("synthetic-only", "none")]
+        assert pairs == expected
+    tstr = summary["comparisons"]["best_val"][2]
+    # 52 images fewer of 5 x 40: 10.4 images a seed = 26 points below None, every seed
+    assert tstr["diff_points"] == pytest.approx(-26.0) and tstr["verdict"] == "hurt"
+    assert tstr["sentence"].startswith("Synthetic only (train on synthetic, test on real) trails")
+    assert "evidence that synthetic images in place of real ones hurt" in tstr["sentence"]
+    md = (run_dir / "report/results.md").read_text()
+    assert "This report makes 6 paired comparisons" in md  # 2 protocols x 3 questions
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (None, "code: not recorded (no readable source.json)"),
+        ([], "code: not recorded (source.json has no entries)"),
+        ([{"commit": "a" * 40, "dirty": False}], "code: commit aaaaaaaaaaaa"),
+        (
+            [{"commit": "a" * 40, "dirty": False}, {"commit": "a" * 40, "dirty": False}],
+            "code: commit aaaaaaaaaaaa, 2 invocations (resumed)",
+        ),
+        (
+            [{"commit": "a" * 40, "dirty": True}, {"commit": None, "dirty": None}],
+            "code: commit aaaaaaaaaaaa with uncommitted changes, then an unknown commit, "
+            "2 invocations (resumed)",
+        ),
+    ],
+)
+def test_the_report_names_the_code_each_invocation_ran_on(tmp_path, record, expected):
+    if record is not None:
+        (tmp_path / "source.json").write_text(json.dumps(record))
+    assert source_text(tmp_path) == expected
 
 
 def test_custom_paper_table(built, tmp_path):

@@ -14,8 +14,10 @@ from ganaug.runtime import (
     atomic_torch_save,
     make_generator,
     pick_device,
+    record_source,
     refuse_overwrite,
     safe_torch_load,
+    source_commit,
 )
 
 
@@ -97,3 +99,26 @@ def test_refuse_overwrite_and_generators(tmp_path: Path):
     assert torch.equal(a, torch.rand(3, generator=make_generator(5)))
     assert pick_device("auto").type in ("cpu", "cuda", "mps")
     assert pick_device("cpu").type == "cpu"
+
+
+def test_source_commit_and_record(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "f.txt").write_text("one")
+    subprocess.run([*git, "add", "f.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert source_commit(repo) == {"commit": head.strip(), "dirty": False}
+    (repo / "f.txt").write_text("two")  # a tracked file changed: dirty
+    assert source_commit(repo) == {"commit": head.strip(), "dirty": True}
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    assert source_commit(outside) == {"commit": None, "dirty": None}
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    first = record_source(run_dir, "standard")
+    second = record_source(run_dir, "standard")
+    assert len(first) == 1 and len(second) == 2 and second[0] == first[0]
+    assert set(second[1]) == {"started", "version", "profile", "commit", "dirty"}

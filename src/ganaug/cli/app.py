@@ -97,7 +97,8 @@ app = _App(
 )
 
 ProfileOpt = Annotated[
-    str, typer.Option("--profile", help="Profile name (smoke, quick, paper) or a YAML file.")
+    str,
+    typer.Option("--profile", help="Profile name (smoke, quick, standard, paper) or a YAML file."),
 ]
 SetOpt = Annotated[
     list[str] | None,

@@ -93,6 +93,7 @@ def run_cmd(
 
     Examples:
       ganaug run --profile smoke --data ../shared/data/retinamnist.npz --out runs/smoke
+      ganaug run --profile standard --data ../shared/data/retinamnist.npz --out runs/standard
       ganaug run --profile paper --device cuda --executor ray
     """
     from ganaug.experiment import run_experiment

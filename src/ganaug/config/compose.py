@@ -25,7 +25,7 @@ from ganaug.config.sections import (
     _check,
 )
 
-PROFILES = ("smoke", "quick", "paper")
+PROFILES = ("smoke", "quick", "standard", "paper")
 DEFAULT_PROFILE = "quick"
 
 

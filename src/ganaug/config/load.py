@@ -85,7 +85,7 @@ def _expanded_nodes(root: yaml.Node | None, limit: int) -> int:
 
 
 def profile_dict(profile: str) -> dict[str, Any]:
-    """The raw mapping of a profile name (smoke, quick, paper) or a YAML file path."""
+    """The raw mapping of a profile name (smoke, quick, standard, paper) or a YAML file path."""
     if profile in PROFILES:
         text = resources.files("ganaug").joinpath(f"profiles/{profile}.yaml").read_text()
         data = yaml.safe_load(text) or {}

@@ -52,7 +52,7 @@ from ganaug.experiment.stages import (
     synthetic_copy_config,
     synthetic_dirs,
 )
-from ganaug.runtime import RunLock, atomic_write_text, setup_logging
+from ganaug.runtime import RunLock, atomic_write_text, record_source, setup_logging
 
 log = logging.getLogger("ganaug")
 
@@ -125,7 +125,10 @@ def run_experiment(cfg: Config, run_dir: Path, *, device: str | None = None) -> 
         loaded = load_real(cfg, run_dir)  # bad --data: refused before anything is written
         save_config(cfg, run_dir / "config.yaml")
         setup_logging(log_file=run_dir / "log.txt")
-        log.info("run: %s (profile %s)", run_dir, cfg.profile)
+        source = record_source(run_dir, cfg.profile)[-1]
+        commit = source["commit"] or "unknown (not a git checkout)"
+        dirty = " with uncommitted changes" if source["dirty"] else ""
+        log.info("run: %s (profile %s; code %s%s)", run_dir, cfg.profile, commit, dirty)
         real = stage_data(cfg, run_dir, loaded)
         classic = stage_classic(cfg, run_dir, real)
         if any(r in GAN_REGIMES for r in cfg.experiment.regimes):

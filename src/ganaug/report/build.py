@@ -16,7 +16,7 @@ from ganaug import InputError, __version__, layout
 from ganaug.report.aggregate import budget_note, generator_rows, majority_floor, table_cell
 from ganaug.report.compare import comparisons
 from ganaug.report.figures import write_figures
-from ganaug.report.load import PROTOCOLS, REGIMES, Results, load_results, read_config
+from ganaug.report.load import PROTOCOLS, REGIMES, Results, load_results, read_config, source_text
 from ganaug.report.render import html_page, markdown, markdown_table, results_csv, sections
 from ganaug.report.tables import PAPER_TABLE1
 from ganaug.runtime import atomic_write_json, atomic_write_text
@@ -48,6 +48,7 @@ def build_report(run_dir: Path, *, paper_table: dict | None = None) -> dict[str,
     summary: dict[str, Any] = {
         "run_dir": str(run_dir),
         "version": __version__,
+        "source": source_text(run_dir),
         "protocols": PROTOCOLS,
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "regimes": regimes,

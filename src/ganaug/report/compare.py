@@ -18,7 +18,13 @@ from ganaug import stats
 from ganaug.report.load import LABELS, PROTOCOLS, Results, Run
 
 # (better, baseline, what it tests): the first is the paper's claim
-COMPARISONS = (("classic+gan", "classic", "the GAN"), ("classic", "none", "classic augmentation"))
+COMPARISONS = (
+    ("classic+gan", "classic", "the GAN"),
+    ("classic", "none", "classic augmentation"),
+    ("synthetic-only", "none", "synthetic images in place of real ones"),
+)
+# regimes a grid runs only on request: their comparison is left out (not an error) without them
+OPTIONAL = ("synthetic-only",)
 BOOTSTRAP_SEED = 0  # the bootstrap's own seed, so a report is reproducible
 
 
@@ -98,6 +104,8 @@ def comparisons(results: Results, models: list[str], resamples: int) -> dict[str
     for protocol in PROTOCOLS:
         out[protocol] = []
         for better, base, _ in COMPARISONS:
+            if any(r in OPTIONAL and r not in results for r in (better, base)):
+                continue
             for model in models:
                 runs_b = results.get(better, {}).get(model)
                 runs_a = results.get(base, {}).get(model)

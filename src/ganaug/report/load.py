@@ -1,6 +1,7 @@
 """Reading a run directory: the classifier results config.yaml's grid names, config.yaml itself,
-and the CSV logs the figures draw. Also the vocabulary every part of the report shares: the
-regimes and their display names, the two epoch protocols, the metrics a metrics.json must hold.
+the CSV logs the figures draw, and source.json (the code each invocation ran on). Also the
+vocabulary every part of the report shares: the regimes and their display names, the two epoch
+protocols, the metrics a metrics.json must hold.
 
 Bad or missing classifier results are an InputError (the report has nothing to show); a missing
 config.yaml is noted in `missing` and defaults are used.
@@ -18,6 +19,7 @@ import numpy as np
 import yaml
 
 from ganaug import InputError
+from ganaug.runtime.meta import SOURCE_FILE
 
 REGIMES = ("none", "classic", "classic+gan", "gan", "classic+gan-unselected", "synthetic-only")
 LABELS = {
@@ -116,6 +118,29 @@ def read_config(run_dir: Path, missing: list[str]) -> tuple[str, dict[str, Any]]
         missing.append("config.yaml is not a YAML mapping: defaults used")
         config = {}
     return text, config
+
+
+def source_text(run_dir: Path) -> str:
+    """Which code made the run, from run_dir/source.json (one entry per `ganaug run`
+    invocation): its commits in order, each marked when the tree had uncommitted changes."""
+    try:
+        record = json.loads((run_dir / SOURCE_FILE).read_text())
+    except (OSError, ValueError):
+        return "code: not recorded (no readable source.json)"
+    seen: list[str] = []
+    for entry in record if isinstance(record, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        commit = entry.get("commit")
+        text = f"commit {commit[:12]}" if isinstance(commit, str) else "an unknown commit"
+        text += " with uncommitted changes" if entry.get("dirty") else ""
+        if text not in seen:
+            seen.append(text)
+    if not seen:
+        return "code: not recorded (source.json has no entries)"
+    runs = len(record)
+    resumed = f", {runs} invocations (resumed)" if runs > 1 else ""
+    return f"code: {', then '.join(seen)}{resumed}"
 
 
 def read_csv(path: Path) -> dict[str, np.ndarray]:

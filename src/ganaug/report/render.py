@@ -98,7 +98,8 @@ def markdown(parts: list[Section], summary: dict[str, Any]) -> str:
     """results.md: a heading per section, its tables, paragraphs and figure links."""
     lines = [f"# ganaug report: {Path(summary['run_dir']).resolve().name}"]
     lines.append(
-        f"Run directory `{summary['run_dir']}`; ganaug {__version__}; {summary['created']}."
+        f"Run directory `{summary['run_dir']}`; ganaug {__version__}; {summary['source']}; "
+        f"{summary['created']}."
     )
     for sec in parts:
         lines.append(f"## {sec.title}")

@@ -7,7 +7,7 @@
 - `files`: atomic writes, DiskFull, safe checkpoint loading, refuse_overwrite
 - `lock`: the run-directory lock
 - `logs`: logging setup, --quiet, progress bars
-- `meta`: provenance of every output
+- `meta`: provenance of every output; the git commit of each `ganaug run`
 - `images`: PNG image grids
 
 Every name is re-exported here, so `from ganaug.runtime import X` works for all of them.
@@ -38,7 +38,7 @@ from ganaug.runtime.files import (
 from ganaug.runtime.images import image_grid, save_image_grid
 from ganaug.runtime.lock import RunLock, main_process_lock
 from ganaug.runtime.logs import log_above_bars, progress, set_quiet, setup_logging
-from ganaug.runtime.meta import provenance
+from ganaug.runtime.meta import SOURCE_FILE, provenance, record_source, source_commit
 from ganaug.runtime.torchrun import (
     DistInfo,
     all_finite,
@@ -56,6 +56,7 @@ from ganaug.runtime.torchrun import (
 
 __all__ = [
     "PLAIN",
+    "SOURCE_FILE",
     "DiskFull",
     "DistInfo",
     "FastPaths",
@@ -89,12 +90,14 @@ __all__ = [
     "prepare_module",
     "progress",
     "provenance",
+    "record_source",
     "refuse_overwrite",
     "safe_torch_load",
     "save_image_grid",
     "seed_everything",
     "set_quiet",
     "set_threads",
+    "source_commit",
     "setup_logging",
     "to_device",
 ]
