@@ -54,6 +54,7 @@ def test_set_overrides_are_typed():
         ("experiment.regimes=none,magic", "magic"),
         ("augment.preview=maybe", "true or false"),
         ("novalue", "section.key=value"),
+        ("select.knn_realism_weight=-1", "knn_realism_weight.*each >= 0"),
     ],
 )
 def test_bad_overrides_name_key_and_allowed(override, needle):

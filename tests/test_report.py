@@ -18,6 +18,7 @@ from conftest import make_imageset
 from ganaug import InputError
 from ganaug.data import ImageSet, write_npz
 from ganaug.report import Run, build_report, paired_bootstrap, verdict_sentence
+from ganaug.report.figures import fidelity_gain_points, spearman
 from ganaug.report.load import source_text
 
 CLASSES = [f"c{i}" for i in range(5)]
@@ -34,6 +35,7 @@ CORRECT = {
     ("classic+gan", "densenet121"): (24, 17),
 }
 FIGURES = (
+    "curves_none.png",  # every regime beyond Fig. 2/3's two gets its curves
     "fig1_real_vs_synthetic.png",
     "fig2_curves_classic.png",
     "fig3_curves_classic_gan.png",
@@ -382,7 +384,7 @@ def test_one_seed_extra_regime_and_missing_cells(tmp_path):
     md = (run_dir / "report/results.md").read_text()
     assert "regime none: no results for densenet121, resnet18" in md
     assert "not available (no classic+gan results)" in md
-    assert summary["figures"] == list(FIGURES[1:5])
+    assert summary["figures"] == ["curves_gan.png", *FIGURES[2:6]]
 
 
 def test_five_seeds_t_interval_and_stale_cells_ignored(tmp_path):
@@ -551,3 +553,16 @@ def test_generator_per_seed_layout_and_table(built, tmp_path):
     assert "| 0 | 20 | 40 | 0.7 | 0.3 | 40 | 1.5 (12) | 77.50 | +25.00 |" in md
     assert "| 1 | 40 | 80 | 0.7 | 0.3 | 40 | 1.5 (12) | 87.50 | +30.00 |" in md
     assert "(the generator of seed 0)" in md
+    # two generators: each one's FID against its seed's gain, drawn and captioned
+    points = fidelity_gain_points(summary["generators"], "resnet18")
+    assert [(seed, fid, round(gain, 9)) for seed, fid, gain in points] == [(0, 20, 25), (1, 40, 30)]
+    assert "fidelity_vs_gain.png" in summary["figures"]
+    assert "Did better generators help more?" in md
+    with Image.open(run_dir / "report/fidelity_vs_gain.png") as img:
+        img.verify()
+
+
+def test_spearman_ranks():
+    assert spearman([1.0, 2.0, 3.0, 4.0], [10.0, 30.0, 20.0, 40.0]) == pytest.approx(0.8)
+    assert spearman([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
+    assert np.isnan(spearman([1.0, 2.0], [5.0, 5.0]))  # a constant side has no rank order

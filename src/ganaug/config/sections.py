@@ -227,7 +227,7 @@ class SelectConfig:
             min(weights) >= 0 and sum(weights) > 0,
             "select.critic_weight/confidence_weight/knn_realism_weight",
             weights,
-            "both >= 0, at least one > 0",
+            "each >= 0, at least one > 0",
         )
 
 

@@ -67,7 +67,7 @@ def build_report(run_dir: Path, *, paper_table: dict | None = None) -> dict[str,
         "fidelity": _copy_fidelity(run_dir, first[2], out, missing),
         "generators": generator_rows(run_dir, owners, results, models),
     }
-    figures = write_figures(run_dir, out, results, models, missing, first)
+    figures = write_figures(run_dir, out, results, models, missing, first, summary["generators"])
     summary.update(figures=list(figures), missing=missing)
     parts = sections(summary, figures)
     atomic_write_text(out / "results.md", markdown(parts, summary))

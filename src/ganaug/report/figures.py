@@ -1,5 +1,6 @@
 """The report's figures: Fig. 1 real vs synthetic, Figs. 2-3 training curves (mean over seeds),
-Figs. 4-5 confusion matrices, the GAN's losses, and the memorisation figures selection drew.
+Figs. 4-5 confusion matrices, the GAN's losses, the memorisation figures selection drew, and with a
+generator per seed each generator's independent FID against its seed's gain.
 
 Each figure is drawn only when its inputs are on disk; a skipped one is noted in `missing` and an
 old copy of it removed. The curve and confusion drawings are `ganaug.plots`', shared with
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from scipy import stats
 
 from ganaug import InputError
 from ganaug.data import read_npz
@@ -114,6 +116,46 @@ def fig_gan_losses(log_csv: Path, path: Path) -> None:
     save_png(fig, path)
 
 
+def fidelity_gain_points(generators: list[dict], model: str) -> list[tuple[int, float, float]]:
+    """(seed, FID of the selected samples vs test, gain over Classic in points) per generator
+    that has both, in the independent extractor's space, best-val protocol."""
+    points = []
+    for row in generators:
+        fid = (row.get("selected_vs_test") or {}).get("fid")
+        gain = (row.get(model) or {}).get("gain_over_classic")
+        if fid is not None and gain is not None and np.isfinite(fid):
+            points.append((row["seed"], float(fid), 100 * float(gain)))
+    return points
+
+
+def spearman(xs: list[float], ys: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN when either side is constant."""
+    rx, ry = stats.rankdata(xs), stats.rankdata(ys)
+    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def fig_fidelity_vs_gain(generators: list[dict], models: list[str], path: Path) -> None:
+    """Does a better generator help more? Each generator's selected-sample FID vs the test split
+    (x) against its seeds' Classic+GAN gain over Classic (y), one panel per model."""
+    fig = Figure(figsize=(4.8 * len(models), 3.8), layout="constrained")
+    for ax, model in zip(np.atleast_1d(fig.subplots(1, len(models))), models, strict=True):
+        points = fidelity_gain_points(generators, model)
+        if points:
+            seeds, fids, gains = zip(*points, strict=True)
+            ax.scatter(fids, gains)
+            for seed, fid, gain in points:
+                ax.annotate(f"seed {seed}", (fid, gain), textcoords="offset points", xytext=(4, 4))
+            rho = spearman(list(fids), list(gains))
+            ax.set_title(f"{model}: Spearman rho {rho:+.2f} (n = {len(points)})")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("FID, selected synthetic vs real test (independent extractor)")
+        ax.set_ylabel("Classic+GAN minus Classic, points (best-val)")
+        ax.grid(alpha=0.3)
+    save_png(fig, path)
+
+
 def write_figures(
     run_dir: Path,
     out: Path,
@@ -121,9 +163,11 @@ def write_figures(
     models: list[str],
     missing: list[str],
     first: tuple[int, str, str],
+    generators: list[dict] | None = None,
 ) -> dict[str, str]:
     """Every figure its inputs allow; returns file name -> caption, notes skips in `missing`.
-    `first` is (seed, gan dir, data dir) of the first generator, whose samples Fig. 1 shows."""
+    `first` is (seed, gan dir, data dir) of the first generator, whose samples Fig. 1 shows;
+    with two generators or more (`generators`: the report's rows), fidelity vs gain too."""
     plans: dict[str, tuple[str, Callable[[Path], None] | str]] = {}  # name -> (caption, maker)
     owner, gan_dir, data_dir = first
     real, syn = run_dir / "data/real.npz", run_dir / data_dir / "synthetic.npz"
@@ -153,6 +197,15 @@ def write_figures(
             f"Confusion matrix, {title}",
             partial(fig_confusion, runs[min(runs)], title),
         )
+    for regime in (r for r in results if r not in ("classic", "classic+gan")):
+        model = next((m for m in models if results[regime].get(m)), None)
+        if model is not None:  # the other regimes' curves: is their budget on a plateau too?
+            label = LABELS.get(regime, regime)
+            title = f"{label}: {model}, train / val / test"
+            plans[f"curves_{regime.replace('+', '_')}.png"] = (
+                f"Training curves, {label}, {model}",
+                partial(fig_curves, results[regime][model], title),
+            )
     for name, against in (
         ("memorisation.png", "its nearest original train image"),
         ("memorisation_trained_on.png", "its nearest image of the set the GAN trained on"),
@@ -168,6 +221,15 @@ def write_figures(
         "GAN training: critic loss, generator loss and Wasserstein estimate per epoch" + whose,
         partial(fig_gan_losses, gan_log) if gan_log.is_file() else f"{gan_dir}/log.csv not found",
     )
+    if len(generators or []) >= 2:
+        usable = [m for m in models if len(fidelity_gain_points(generators, m)) >= 2]
+        plans["fidelity_vs_gain.png"] = (
+            "Did better generators help more? Per generator, the independent FID of its selected "
+            "samples vs the real test split against its seed's Classic+GAN gain over Classic",
+            partial(fig_fidelity_vs_gain, generators, usable)
+            if usable
+            else "fewer than 2 generators with both an FID and a gain",
+        )
     done: dict[str, str] = {}
     for name, (caption, make) in plans.items():
         skipped = make if isinstance(make, str) else ""
