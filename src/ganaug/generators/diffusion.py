@@ -177,11 +177,12 @@ class DiffusionFamily(GeneratorFamily):
     def generate(
         self, net: nn.Module, noise: torch.Tensor, labels: torch.Tensor | None, args: dict
     ) -> torch.Tensor:
+        args = {**self.sampling_args(GanConfig()), **args}  # defaults where a caller gave none
         b, c, size = len(noise), args["channels"], args["size"]
         x = noise[:, :-1].reshape(b, c, size, size).float()
         gens = [torch.Generator().manual_seed(int(s)) for s in noise[:, -1].tolist()]
-        sched = sample_scheduler({**args, **_sampling_defaults(args)})
-        w = float(args.get("guidance", 0.0))
+        sched = sample_scheduler(args)
+        w = float(args["guidance"])
         guided = labels is not None and w > 0
         null = torch.full_like(labels, args["num_classes"]) if guided else None
         for t in sched.timesteps:
@@ -192,8 +193,8 @@ class DiffusionFamily(GeneratorFamily):
                 pred = (1 + w) * cond - w * uncond
             else:
                 pred = net(x, tt, labels).float()
-            if args.get("sampler", "ddim") == "ddim":
-                eta = float(args.get("eta", 0.0))
+            if args["sampler"] == "ddim":
+                eta = float(args["eta"])
                 var = _per_image_noise(gens, x) if eta > 0 else None
                 x = sched.step(pred, t, x, eta=eta, variance_noise=var, return_dict=False)[0]
             else:
@@ -206,9 +207,3 @@ def _per_image_noise(gens: list[torch.Generator], like: torch.Tensor) -> torch.T
     shape = like.shape[1:]
     return torch.stack([torch.randn(shape, generator=gen) for gen in gens]).to(like.device)
 
-
-def _sampling_defaults(args: dict) -> dict:
-    """The sampling settings of `args`, GanConfig's defaults where a caller gave none."""
-    g = GanConfig()
-    keys = ("sampler", "sample_steps", "guidance", "eta")
-    return {k: args.get(k, getattr(g, k)) for k in keys}
