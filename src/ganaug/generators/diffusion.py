@@ -206,4 +206,3 @@ def _per_image_noise(gens: list[torch.Generator], like: torch.Tensor) -> torch.T
     """One draw per image from its own generator (CPU), on like's device."""
     shape = like.shape[1:]
     return torch.stack([torch.randn(shape, generator=gen) for gen in gens]).to(like.device)
-

@@ -143,7 +143,7 @@ def fig_fidelity_vs_gain(generators: list[dict], models: list[str], path: Path) 
     for ax, model in zip(np.atleast_1d(fig.subplots(1, len(models))), models, strict=True):
         points = fidelity_gain_points(generators, model)
         if points:
-            seeds, fids, gains = zip(*points, strict=True)
+            _, fids, gains = zip(*points, strict=True)
             ax.scatter(fids, gains)
             for seed, fid, gain in points:
                 ax.annotate(f"seed {seed}", (fid, gain), textcoords="offset points", xytext=(4, 4))
